@@ -1,0 +1,865 @@
+//! The credit-bank ledger: append-only, idempotent, hash-chained entries.
+//!
+//! **Invariants:**
+//! - entries are never updated or deleted (database triggers refuse it);
+//!   a correction is a reversal entry, at most one per original;
+//! - `(origin, idempotency_key)` is unique: the same key with the same
+//!   content returns the first entry; with different content it is an error;
+//! - each account's entries form a hash chain (`prev_hash` → `entry_hash`,
+//!   tip in `accounts.head_hash`), so any edit, insertion or deletion is found
+//!   by [`verify`];
+//! - an append locks its account row first, so concurrent appends to one
+//!   account are ordered and each sees the previous tip.
+
+use super::rules;
+use crate::audit::{self, Change};
+use crate::authz::Actor;
+use crate::error::{Error, Result};
+
+use crate::kernel::Kernel;
+use crate::sites::{self, parse_date};
+use crate::storage::{col, is_unique_violation, now_micros, Db, Tx};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+
+/// Outcome kinds the credit bank recognises.
+pub const KINDS: &[&str] = &[
+    "academic_credit",
+    "vocational_qualification",
+    "skill_certificate",
+    "continuing_education",
+    "non_formal_learning",
+    "volunteer_service",
+];
+
+/// The unit each kind is measured in.
+pub fn unit_for(kind: &str) -> &'static str {
+    match kind {
+        "academic_credit" => "credit",
+        "vocational_qualification" | "skill_certificate" => "certificate",
+        _ => "hour",
+    }
+}
+
+/// Convert a decimal with at most three places to thousandths.
+pub fn to_milli(field: &str, v: f64) -> Result<i64> {
+    let m = v * 1000.0;
+    if !m.is_finite() || (m - m.round()).abs() > 1e-6 || m.abs() > 1e15 {
+        return Err(Error::invalid(field, "must be a number with at most 3 decimal places"));
+    }
+    Ok(m.round() as i64)
+}
+
+fn from_milli(m: i64) -> f64 {
+    m as f64 / 1000.0
+}
+
+/// A learning outcome to record.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEntry {
+    /// Whose account.
+    pub person_id: i64,
+    /// One of [`KINDS`].
+    pub kind: String,
+    /// What was learned, e.g. "Calligraphy, spring term 2026".
+    pub title: String,
+    /// How much, in the kind's unit.
+    pub quantity: f64,
+    /// The unit; must be the kind's unit when given.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// When it was achieved (YYYY-MM-DD).
+    pub occurred_on: String,
+    /// The site that recognises it (code or id).
+    pub source_site: String,
+    /// Issuing body, e.g. a certificate authority.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The issuer's reference (certificate number, course id…).
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// Where the evidence is.
+    #[serde(default)]
+    pub evidence: Option<String>,
+    /// Recognition rule code to convert with.
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// Unique per origin; retries with the same key record once.
+    pub idempotency_key: String,
+}
+
+/// A recorded entry.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Entry {
+    /// Entry id.
+    pub id: i64,
+    /// Account.
+    pub account_id: i64,
+    /// Position in the account's chain, from 1.
+    pub seq: i64,
+    /// Outcome kind.
+    pub kind: String,
+    /// What was learned.
+    pub title: String,
+    /// Quantity in `unit` (negative for reversals).
+    pub quantity: f64,
+    /// Unit.
+    pub unit: String,
+    /// Credits granted.
+    pub credits: f64,
+    /// Rule code used.
+    pub rule_code: Option<String>,
+    /// Rule version used.
+    pub rule_version: Option<i64>,
+    /// Date achieved.
+    pub occurred_on: String,
+    /// Recognising site.
+    pub source_site_id: Option<i64>,
+    /// Issuer.
+    pub issuer: Option<String>,
+    /// `kernel` or `plugin:<id>`.
+    pub origin: String,
+    /// Issuer reference.
+    pub reference: Option<String>,
+    /// Evidence.
+    pub evidence: Option<String>,
+    /// Idempotency key.
+    pub idempotency_key: String,
+    /// The entry this reverses.
+    pub reverses_entry_id: Option<i64>,
+    /// Recording time, µs.
+    pub recorded_at: i64,
+    /// Chain hash, hex.
+    pub entry_hash: String,
+}
+
+/// Raw stored fields, the input of the chain hash.
+struct Stored {
+    id: i64,
+    account_id: i64,
+    seq: i64,
+    kind: String,
+    title: String,
+    quantity_milli: i64,
+    unit: String,
+    credits_milli: i64,
+    rule_code: Option<String>,
+    rule_version: Option<i64>,
+    occurred_on: String,
+    source_site_id: Option<i64>,
+    issuer: Option<String>,
+    origin: String,
+    reference: Option<String>,
+    evidence: Option<String>,
+    idempotency_key: String,
+    content_hash: Vec<u8>,
+    reverses_entry_id: Option<i64>,
+    recorded_at: i64,
+    prev_hash: Vec<u8>,
+    entry_hash: Vec<u8>,
+}
+
+const COLUMNS: &str = "id, account_id, seq, kind, title, quantity_milli, unit, credits_milli, rule_code, \
+    rule_version, occurred_on, source_site_id, issuer, origin, reference, evidence, idempotency_key, \
+    content_hash, reverses_entry_id, recorded_at, prev_hash, entry_hash";
+
+fn stored(r: &AnyRow) -> Result<Stored, sqlx::Error> {
+    Ok(Stored {
+        id: col(r, "id")?,
+        account_id: col(r, "account_id")?,
+        seq: col(r, "seq")?,
+        kind: col(r, "kind")?,
+        title: col(r, "title")?,
+        quantity_milli: col(r, "quantity_milli")?,
+        unit: col(r, "unit")?,
+        credits_milli: col(r, "credits_milli")?,
+        rule_code: col(r, "rule_code")?,
+        rule_version: col(r, "rule_version")?,
+        occurred_on: col(r, "occurred_on")?,
+        source_site_id: col(r, "source_site_id")?,
+        issuer: col(r, "issuer")?,
+        origin: col(r, "origin")?,
+        reference: col(r, "reference")?,
+        evidence: col(r, "evidence")?,
+        idempotency_key: col(r, "idempotency_key")?,
+        content_hash: col(r, "content_hash")?,
+        reverses_entry_id: col(r, "reverses_entry_id")?,
+        recorded_at: col(r, "recorded_at")?,
+        prev_hash: col(r, "prev_hash")?,
+        entry_hash: col(r, "entry_hash")?,
+    })
+}
+
+impl Stored {
+    fn public(&self) -> Entry {
+        Entry {
+            id: self.id,
+            account_id: self.account_id,
+            seq: self.seq,
+            kind: self.kind.clone(),
+            title: self.title.clone(),
+            quantity: from_milli(self.quantity_milli),
+            unit: self.unit.clone(),
+            credits: from_milli(self.credits_milli),
+            rule_code: self.rule_code.clone(),
+            rule_version: self.rule_version,
+            occurred_on: self.occurred_on.clone(),
+            source_site_id: self.source_site_id,
+            issuer: self.issuer.clone(),
+            origin: self.origin.clone(),
+            reference: self.reference.clone(),
+            evidence: self.evidence.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            reverses_entry_id: self.reverses_entry_id,
+            recorded_at: self.recorded_at,
+            entry_hash: hex::encode(&self.entry_hash),
+        }
+    }
+
+    /// The chain hash of this entry given its predecessor's hash.
+    fn chain_hash(&self, prev: &[u8]) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update(b"lifelong-ledger-v1");
+        h.update(prev);
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        let opt_i = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
+        field(self.account_id.to_string().as_bytes());
+        field(self.seq.to_string().as_bytes());
+        field(self.kind.as_bytes());
+        field(self.title.as_bytes());
+        field(self.quantity_milli.to_string().as_bytes());
+        field(self.unit.as_bytes());
+        field(self.credits_milli.to_string().as_bytes());
+        field(self.rule_code.as_deref().unwrap_or("").as_bytes());
+        field(opt_i(self.rule_version).as_bytes());
+        field(self.occurred_on.as_bytes());
+        field(opt_i(self.source_site_id).as_bytes());
+        field(self.issuer.as_deref().unwrap_or("").as_bytes());
+        field(self.origin.as_bytes());
+        field(self.reference.as_deref().unwrap_or("").as_bytes());
+        field(self.evidence.as_deref().unwrap_or("").as_bytes());
+        field(self.idempotency_key.as_bytes());
+        field(&self.content_hash);
+        field(opt_i(self.reverses_entry_id).as_bytes());
+        field(self.recorded_at.to_string().as_bytes());
+        h.finalize().to_vec()
+    }
+}
+
+/// A validated request, independent of the current state.
+struct Request {
+    account_person: i64,
+    kind: String,
+    title: String,
+    quantity_milli: i64,
+    unit: String,
+    occurred_on: String,
+    source_site_id: Option<i64>,
+    issuer: Option<String>,
+    reference: Option<String>,
+    evidence: Option<String>,
+    rule: Option<String>,
+    idempotency_key: String,
+    reverses: Option<i64>,
+}
+
+impl Request {
+    fn content_hash(&self) -> Vec<u8> {
+        let v = serde_json::json!([
+            self.account_person, self.kind, self.title, self.quantity_milli, self.unit, self.occurred_on,
+            self.source_site_id, self.issuer, self.reference, self.evidence, self.rule, self.reverses
+        ]);
+        Sha256::digest(v.to_string().as_bytes()).to_vec()
+    }
+}
+
+fn check_text(field: &str, v: &Option<String>, max: usize) -> Result<()> {
+    match v {
+        Some(s) if s.chars().count() > max => Err(Error::invalid(field, format!("must be at most {max} characters"))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a record call wrote a new entry or found the earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new entry was appended.
+    Created,
+    /// The idempotency key was seen before with the same content.
+    Replayed,
+}
+
+/// Record a learning outcome from `origin` (`kernel` for the API, `plugin:<id>`).
+pub async fn record(k: &Kernel, actor: &Actor, origin: &str, n: NewEntry) -> Result<(Entry, Recorded)> {
+    if !KINDS.contains(&n.kind.as_str()) {
+        return Err(Error::invalid("kind", format!("unknown kind {:?}; expected one of {}", n.kind, KINDS.join(", "))));
+    }
+    let unit = unit_for(&n.kind);
+    if let Some(u) = &n.unit {
+        if u != unit {
+            return Err(Error::invalid("unit", format!("a {} is measured in {unit}, not {u}", n.kind)));
+        }
+    }
+    let quantity_milli = to_milli("quantity", n.quantity)?;
+    if quantity_milli <= 0 {
+        return Err(Error::invalid("quantity", "must be greater than zero"));
+    }
+    if n.title.trim().is_empty() || n.title.chars().count() > 200 {
+        return Err(Error::invalid("title", "must be 1-200 characters"));
+    }
+    if n.idempotency_key.is_empty() || n.idempotency_key.len() > 200 {
+        return Err(Error::invalid("idempotency_key", "must be 1-200 characters"));
+    }
+    check_text("issuer", &n.issuer, 200)?;
+    check_text("reference", &n.reference, 200)?;
+    check_text("evidence", &n.evidence, 2000)?;
+    let occurred_on = parse_date("occurred_on", &n.occurred_on)?;
+    let site = sites::resolve(&k.db, &n.source_site)
+        .await
+        .map_err(|_| Error::invalid("source_site", format!("no site {:?}", n.source_site)))?;
+    actor.require_admin(&site.path, "recording a learning outcome for this site")?;
+    let req = Request {
+        account_person: n.person_id,
+        kind: n.kind,
+        title: n.title.trim().to_string(),
+        quantity_milli,
+        unit: unit.to_string(),
+        occurred_on,
+        source_site_id: Some(site.id),
+        issuer: n.issuer,
+        reference: n.reference,
+        evidence: n.evidence,
+        rule: n.rule,
+        idempotency_key: n.idempotency_key,
+        reverses: None,
+    };
+    append(k, actor, origin, req, Some((site.id, site.path))).await
+}
+
+/// Reverse an entry (the only correction there is).
+pub async fn reverse(k: &Kernel, actor: &Actor, entry_id: i64, reason: &str, idempotency_key: &str) -> Result<(Entry, Recorded)> {
+    if reason.trim().is_empty() || reason.chars().count() > 500 {
+        return Err(Error::invalid("reason", "must be 1-500 characters"));
+    }
+    if idempotency_key.is_empty() || idempotency_key.len() > 200 {
+        return Err(Error::invalid("idempotency_key", "must be 1-200 characters"));
+    }
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ledger_entries WHERE id = $1"))
+        .bind(entry_id)
+        .fetch_optional(k.db.reader())
+        .await?;
+    let original = row.map(|r| stored(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("ledger entry {entry_id}")))?;
+    if original.reverses_entry_id.is_some() {
+        return Err(Error::invalid("entry", "a reversal cannot itself be reversed"));
+    }
+    let site = match original.source_site_id {
+        Some(id) => sites::fetch(k.db.reader(), id).await?,
+        None => None,
+    };
+    let path = site.as_ref().map(|s| s.path.clone()).unwrap_or_else(|| "/".into());
+    actor.require_admin(&path, "reversing a ledger entry")?;
+    let (person_id,): (i64,) = sqlx::query_as("SELECT person_id FROM accounts WHERE id = $1")
+        .bind(original.account_id)
+        .fetch_one(k.db.reader())
+        .await?;
+    let req = Request {
+        account_person: person_id,
+        kind: original.kind.clone(),
+        title: format!("Reversal of entry {}: {}", original.id, reason.trim()),
+        quantity_milli: -original.quantity_milli,
+        unit: original.unit.clone(),
+        occurred_on: sites::today(),
+        source_site_id: original.source_site_id,
+        issuer: original.issuer.clone(),
+        reference: original.reference.clone(),
+        evidence: None,
+        rule: None,
+        idempotency_key: idempotency_key.to_string(),
+        reverses: Some(original.id),
+    };
+    let credits = -original.credits_milli;
+    append_with(k, actor, "kernel", req, site.map(|s| (s.id, s.path)), Some(credits)).await
+}
+
+async fn append(k: &Kernel, actor: &Actor, origin: &str, req: Request, site: Option<(i64, String)>) -> Result<(Entry, Recorded)> {
+    append_with(k, actor, origin, req, site, None).await
+}
+
+async fn append_with(
+    k: &Kernel,
+    actor: &Actor,
+    origin: &str,
+    req: Request,
+    site: Option<(i64, String)>,
+    fixed_credits: Option<i64>,
+) -> Result<(Entry, Recorded)> {
+    let content_hash = req.content_hash();
+    match append_once(k, actor, origin, &req, &content_hash, site.clone(), fixed_credits).await {
+        // Lost a race on the idempotency key (another account or another
+        // node got there first): the winner's entry decides.
+        Err(AppendError::KeyTaken) => match existing(&k.db, origin, &req.idempotency_key, &content_hash, None).await? {
+            Some(found) => Ok((found, Recorded::Replayed)),
+            None => Err(Error::Internal(anyhow::anyhow!("idempotency key vanished"))),
+        },
+        Err(AppendError::Other(e)) => Err(e),
+        Ok(v) => Ok(v),
+    }
+}
+
+enum AppendError {
+    KeyTaken,
+    Other(Error),
+}
+
+impl<E: Into<Error>> From<E> for AppendError {
+    fn from(e: E) -> Self {
+        AppendError::Other(e.into())
+    }
+}
+
+async fn existing(db: &Db, origin: &str, key: &str, content_hash: &[u8], tx: Option<&mut Tx>) -> Result<Option<Entry>> {
+    let sql = format!("SELECT {COLUMNS} FROM ledger_entries WHERE origin = $1 AND idempotency_key = $2");
+    let q = sqlx::query(&sql)
+        .bind(origin)
+        .bind(key);
+    let row = match tx {
+        Some(tx) => q.fetch_optional(&mut **tx).await?,
+        None => q.fetch_optional(db.reader()).await?,
+    };
+    match row.map(|r| stored(&r)).transpose()? {
+        Some(s) if s.content_hash == content_hash => Ok(Some(s.public())),
+        Some(_) => Err(Error::conflict(
+            "idempotency_key",
+            format!("idempotency key {key:?} was already used for a different outcome"),
+        )),
+        None => Ok(None),
+    }
+}
+
+async fn append_once(
+    k: &Kernel,
+    actor: &Actor,
+    origin: &str,
+    req: &Request,
+    content_hash: &[u8],
+    site: Option<(i64, String)>,
+    fixed_credits: Option<i64>,
+) -> Result<(Entry, Recorded), AppendError> {
+    let mut tx = k.db.begin().await?;
+    // Lock the account row: orders concurrent appends on PostgreSQL (the
+    // no-op UPDATE takes the row lock); SQLite has one writer anyway.
+    let row: Option<(i64, String, i64, Vec<u8>)> = sqlx::query_as(
+        "UPDATE accounts SET entry_count = entry_count WHERE person_id = $1 \
+         RETURNING id, status, entry_count, head_hash",
+    )
+    .bind(req.account_person)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (account_id, status, count, head) =
+        row.ok_or_else(|| Error::invalid("person_id", format!("person {} has no account", req.account_person)))?;
+    if let Some(found) = existing(&k.db, origin, &req.idempotency_key, content_hash, Some(&mut tx)).await? {
+        return Ok((found, Recorded::Replayed));
+    }
+    if status == "frozen" {
+        return Err(Error::Conflict { field: Some("person_id".into()), message: "the account is frozen".into() }.into());
+    }
+    let (credits_milli, rule_code, rule_version) = match (fixed_credits, &req.rule) {
+        (Some(c), _) => (c, None, None),
+        (None, Some(code)) => {
+            let rule = rules::effective(&mut tx, code, &req.occurred_on).await?;
+            if rule.outcome_kind != req.kind {
+                return Err(Error::invalid("rule", format!("rule {code} applies to {}, not {}", rule.outcome_kind, req.kind)).into());
+            }
+            (rule.credits_for(req.quantity_milli), Some(rule.code), Some(rule.version))
+        }
+        (None, None) if req.kind == "academic_credit" => (req.quantity_milli, None, None),
+        (None, None) => (0, None, None),
+    };
+    let mut entry = Stored {
+        id: 0,
+        account_id,
+        seq: count + 1,
+        kind: req.kind.clone(),
+        title: req.title.clone(),
+        quantity_milli: req.quantity_milli,
+        unit: req.unit.clone(),
+        credits_milli,
+        rule_code,
+        rule_version,
+        occurred_on: req.occurred_on.clone(),
+        source_site_id: req.source_site_id,
+        issuer: req.issuer.clone(),
+        origin: origin.to_string(),
+        reference: req.reference.clone(),
+        evidence: req.evidence.clone(),
+        idempotency_key: req.idempotency_key.clone(),
+        content_hash: content_hash.to_vec(),
+        reverses_entry_id: req.reverses,
+        recorded_at: now_micros(),
+        prev_hash: head.clone(),
+        entry_hash: Vec::new(),
+    };
+    entry.entry_hash = entry.chain_hash(&head);
+    let inserted = insert(&mut tx, &entry, actor.person_id()).await;
+    entry.id = match inserted {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => {
+            let msg = e.to_string();
+            if msg.contains("reverses_entry_id") || msg.contains("ledger_one_reversal") {
+                return Err(Error::Conflict { field: Some("entry".into()), message: "this entry was already reversed".into() }.into());
+            }
+            return Err(AppendError::KeyTaken);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    sqlx::query("UPDATE accounts SET entry_count = $1, head_hash = $2 WHERE id = $3")
+        .bind(entry.seq)
+        .bind(entry.entry_hash.clone())
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    let public = entry.public();
+    audit::record(&mut tx, actor, Change {
+        action: if req.reverses.is_some() { "ledger.reverse" } else { "ledger.record" },
+        site: site.as_ref().map(|(id, path)| (*id, path.as_str())),
+        object_type: "ledger_entry",
+        object_id: entry.id.to_string(),
+        before: None,
+        after: Some(serde_json::to_value(&public).unwrap_or_default()),
+    })
+    .await?;
+    tx.commit().await?;
+    Ok((public, Recorded::Created))
+}
+
+async fn insert(tx: &mut Tx, e: &Stored, recorded_by: Option<i64>) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO ledger_entries (account_id, seq, kind, title, quantity_milli, unit, credits_milli, \
+         rule_code, rule_version, occurred_on, source_site_id, issuer, origin, reference, evidence, \
+         idempotency_key, content_hash, reverses_entry_id, recorded_by, recorded_at, prev_hash, entry_hash) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) RETURNING id",
+    )
+    .bind(e.account_id)
+    .bind(e.seq)
+    .bind(&e.kind)
+    .bind(&e.title)
+    .bind(e.quantity_milli)
+    .bind(&e.unit)
+    .bind(e.credits_milli)
+    .bind(&e.rule_code)
+    .bind(e.rule_version)
+    .bind(&e.occurred_on)
+    .bind(e.source_site_id)
+    .bind(&e.issuer)
+    .bind(&e.origin)
+    .bind(&e.reference)
+    .bind(&e.evidence)
+    .bind(&e.idempotency_key)
+    .bind(e.content_hash.clone())
+    .bind(e.reverses_entry_id)
+    .bind(recorded_by)
+    .bind(e.recorded_at)
+    .bind(e.prev_hash.clone())
+    .bind(e.entry_hash.clone())
+    .fetch_one(&mut **tx)
+    .await?;
+    col(&row, "id")
+}
+
+/// Totals of one kind and unit.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Total {
+    /// Outcome kind.
+    pub kind: String,
+    /// Unit.
+    pub unit: String,
+    /// Net quantity (reversals subtracted).
+    pub quantity: f64,
+    /// Net credits.
+    pub credits: f64,
+    /// Number of entries.
+    pub entries: i64,
+}
+
+/// An account statement: totals by kind and unit, and a page of entries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Statement {
+    /// The account.
+    pub account: super::Account,
+    /// Totals by kind and unit.
+    pub totals: Vec<Total>,
+    /// Net credits over all kinds.
+    pub total_credits: f64,
+    /// Entries after the cursor, oldest first.
+    pub entries: Vec<Entry>,
+}
+
+/// Build the statement of a person's account.
+pub async fn statement(k: &Kernel, actor: &Actor, person_id: i64, after_seq: i64, limit: i64) -> Result<Statement> {
+    let (account, _) = super::get(k, actor, person_id).await?;
+    let mut tx = k.db.begin_read().await?;
+    let totals: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT kind, unit, CAST(SUM(quantity_milli) AS BIGINT), CAST(SUM(credits_milli) AS BIGINT), \
+         CAST(COUNT(*) AS BIGINT) FROM ledger_entries WHERE account_id = $1 GROUP BY kind, unit ORDER BY kind, unit",
+    )
+    .bind(account.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM ledger_entries WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(account.id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let entries = rows.iter().map(|r| stored(r).map(|s| s.public())).collect::<Result<Vec<_>, _>>()?;
+    let total_credits = from_milli(totals.iter().map(|t| t.3).sum());
+    Ok(Statement {
+        account,
+        totals: totals
+            .into_iter()
+            .map(|(kind, unit, q, c, n)| Total { kind, unit, quantity: from_milli(q), credits: from_milli(c), entries: n })
+            .collect(),
+        total_credits,
+        entries,
+    })
+}
+
+/// The first break found in one account's chain.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Break {
+    /// Account.
+    pub account_id: i64,
+    /// The first entry that does not verify (none if the tip itself is wrong).
+    pub entry_id: Option<i64>,
+    /// Its position.
+    pub seq: i64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The result of verifying every chain.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct VerifyReport {
+    /// Accounts checked.
+    pub accounts: u64,
+    /// Entries checked.
+    pub entries: u64,
+    /// The first break of each broken account, by account id.
+    pub broken: Vec<Break>,
+}
+
+/// Verify every account's chain, split over `workers` parallel readers.
+pub async fn verify(db: &Db, workers: usize) -> Result<VerifyReport> {
+    let (lo, hi): (i64, i64) = sqlx::query_as("SELECT CAST(COALESCE(MIN(id), 0) AS BIGINT), CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM accounts")
+        .fetch_one(db.reader())
+        .await?;
+    let workers = workers.max(1) as i64;
+    let span = (hi - lo + 1).max(1);
+    let step = (span + workers - 1) / workers;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let from = lo + w * step;
+        let to = (from + step).min(hi + 1);
+        if from > hi {
+            break;
+        }
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move { verify_range(&db, from, to).await }));
+    }
+    let mut report = VerifyReport::default();
+    for t in tasks {
+        let part = t.await.map_err(|e| Error::Internal(e.into()))??;
+        report.accounts += part.accounts;
+        report.entries += part.entries;
+        report.broken.extend(part.broken);
+    }
+    report.broken.sort_by_key(|b| b.account_id);
+    Ok(report)
+}
+
+async fn verify_range(db: &Db, from: i64, to: i64) -> Result<VerifyReport> {
+    use futures_util::TryStreamExt;
+    let mut report = VerifyReport::default();
+    let mut heads = std::collections::BTreeMap::new();
+    {
+        let mut rows = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(
+            "SELECT id, entry_count, head_hash FROM accounts WHERE id >= $1 AND id < $2 ORDER BY id",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch(db.reader());
+        while let Some((id, count, head)) = rows.try_next().await? {
+            heads.insert(id, (count, head));
+        }
+    }
+    report.accounts = heads.len() as u64;
+    let sql = format!("SELECT {COLUMNS} FROM ledger_entries WHERE account_id >= $1 AND account_id < $2 ORDER BY account_id, seq");
+    let mut rows = sqlx::query(&sql)
+    .bind(from)
+    .bind(to)
+    .fetch(db.reader());
+    // State of the account being walked: (id, expected next seq, running hash, broken?).
+    let mut cur: Option<(i64, i64, Vec<u8>, bool)> = None;
+    let finish = |cur: &Option<(i64, i64, Vec<u8>, bool)>, report: &mut VerifyReport| {
+        if let Some((acc, next, hash, broken)) = cur {
+            if !broken {
+                check_tip(*acc, next - 1, hash, heads.get(acc), report);
+            }
+        }
+    };
+    let mut seen_accounts = std::collections::BTreeSet::new();
+    while let Some(row) = rows.try_next().await? {
+        let e = stored(&row)?;
+        report.entries += 1;
+        if cur.as_ref().is_none_or(|c| c.0 != e.account_id) {
+            finish(&cur, &mut report);
+            seen_accounts.insert(e.account_id);
+            cur = Some((e.account_id, 1, vec![0u8; 32], false));
+        }
+        let state = cur.as_mut().expect("set above");
+        if state.3 {
+            continue;
+        }
+        let reason = if e.seq != state.1 {
+            Some(format!("expected seq {} but found {} (an entry is missing or was inserted)", state.1, e.seq))
+        } else if e.prev_hash != state.2 {
+            Some("prev_hash does not match the previous entry".to_string())
+        } else if e.chain_hash(&e.prev_hash) != e.entry_hash {
+            Some("entry content does not match its hash (the entry was altered)".to_string())
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => {
+                report.broken.push(Break { account_id: e.account_id, entry_id: Some(e.id), seq: e.seq, reason });
+                state.3 = true;
+            }
+            None => {
+                state.1 += 1;
+                state.2 = e.entry_hash;
+            }
+        }
+    }
+    finish(&cur, &mut report);
+    // Accounts whose tip says they have entries but none were found.
+    for (acc, (count, head)) in &heads {
+        if !seen_accounts.contains(acc) {
+            check_tip(*acc, 0, &[0u8; 32], Some(&(*count, head.clone())), &mut report);
+        }
+    }
+    Ok(report)
+}
+
+fn check_tip(acc: i64, last_seq: i64, hash: &[u8], head: Option<&(i64, Vec<u8>)>, report: &mut VerifyReport) {
+    match head {
+        Some((count, head)) if *count == last_seq && head.as_slice() == hash => {}
+        Some((count, _)) => report.broken.push(Break {
+            account_id: acc,
+            entry_id: None,
+            seq: last_seq + 1,
+            reason: format!("the account records {count} entries ending in a different hash; entries after seq {last_seq} are missing"),
+        }),
+        None => report.broken.push(Break { account_id: acc, entry_id: None, seq: 0, reason: "entries belong to no account".into() }),
+    }
+}
+
+/// Append pre-validated outcomes in bulk (demo data and benchmarks): same
+/// chain and hashes as [`record`], multi-row inserts, one transaction per call.
+/// Each item is (person's account id, kind, title, quantity_milli, credits_milli, key).
+pub async fn bulk_append(db: &Db, origin: &str, site_id: i64, items: &[(i64, &str, String, i64, i64, String)]) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let mut tips: std::collections::HashMap<i64, (i64, Vec<u8>)> = std::collections::HashMap::new();
+    let mut rows = Vec::with_capacity(items.len());
+    let now = now_micros();
+    for (account_id, kind, title, q, c, key) in items {
+        if !tips.contains_key(account_id) {
+            let (count, head): (i64, Vec<u8>) = sqlx::query_as("SELECT entry_count, head_hash FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tips.insert(*account_id, (count, head));
+        }
+        let tip = tips.get_mut(account_id).expect("inserted above");
+        let mut e = Stored {
+            id: 0,
+            account_id: *account_id,
+            seq: tip.0 + 1,
+            kind: kind.to_string(),
+            title: title.clone(),
+            quantity_milli: *q,
+            unit: unit_for(kind).to_string(),
+            credits_milli: *c,
+            rule_code: None,
+            rule_version: None,
+            occurred_on: "2026-01-15".into(),
+            source_site_id: Some(site_id),
+            issuer: None,
+            origin: origin.to_string(),
+            reference: None,
+            evidence: None,
+            idempotency_key: key.clone(),
+            content_hash: Sha256::digest(key.as_bytes()).to_vec(),
+            reverses_entry_id: None,
+            recorded_at: now,
+            prev_hash: tip.1.clone(),
+            entry_hash: Vec::new(),
+        };
+        e.entry_hash = e.chain_hash(&e.prev_hash);
+        *tip = (e.seq, e.entry_hash.clone());
+        rows.push(e);
+    }
+    for chunk in rows.chunks(400) {
+        let mut sql = String::from(
+            "INSERT INTO ledger_entries (account_id, seq, kind, title, quantity_milli, unit, credits_milli, \
+             occurred_on, source_site_id, origin, idempotency_key, content_hash, recorded_at, prev_hash, entry_hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 15;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            sql.push_str(&(1..=15).map(|j| format!("${}", b + j)).collect::<Vec<_>>().join(","));
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.account_id)
+                .bind(e.seq)
+                .bind(e.kind.clone())
+                .bind(e.title.clone())
+                .bind(e.quantity_milli)
+                .bind(e.unit.clone())
+                .bind(e.credits_milli)
+                .bind(e.occurred_on.clone())
+                .bind(e.source_site_id)
+                .bind(e.origin.clone())
+                .bind(e.idempotency_key.clone())
+                .bind(e.content_hash.clone())
+                .bind(e.recorded_at)
+                .bind(e.prev_hash.clone())
+                .bind(e.entry_hash.clone());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for (account_id, (count, head)) in tips {
+        sqlx::query("UPDATE accounts SET entry_count = $1, head_hash = $2 WHERE id = $3")
+            .bind(count)
+            .bind(head)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+

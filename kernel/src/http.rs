@@ -1,0 +1,121 @@
+//! The HTTP API: `app(state)` builds the router for in-process tests,
+//! `serve(listener, …)` runs it with graceful shutdown.
+//!
+//! Routes live with their area (`http/sites.rs`, `http/persons.rs`, …), each
+//! with a `router()`. Every API request passes the limits in `limits()`:
+//! a concurrency cap (503 + Retry-After past it), a request timeout (503) and
+//! a body-size cap (413). `/healthz` and `/readyz` sit outside the limits so
+//! probes answer even when the API is saturated.
+//!
+//! **Boundary:** handlers parse, call one registry operation with the
+//! caller's `Actor`, and shape the response; they make no access decisions.
+
+mod accounts;
+mod audit;
+mod auth;
+pub mod error;
+mod extract;
+pub mod openapi;
+mod page;
+mod persons;
+mod sites;
+
+use crate::config::Limits;
+use crate::kernel::Kernel;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::Uri;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use error::ApiError;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The kernel.
+    pub kernel: Kernel,
+    limiter: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl AppState {
+    /// State for `kernel` under `limits`.
+    pub fn new(kernel: Kernel, limits: &Limits) -> AppState {
+        AppState {
+            kernel,
+            limiter: Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1))),
+            timeout: Duration::from_millis(limits.request_timeout_ms.max(1)),
+        }
+    }
+
+    /// API requests in progress right now.
+    pub fn in_flight(&self, limits: &Limits) -> usize {
+        limits.max_concurrent_requests.max(1) - self.limiter.available_permits()
+    }
+}
+
+/// The whole application router.
+pub fn app(state: AppState, limits: &Limits) -> Router {
+    let api = Router::new()
+        .merge(auth::router())
+        .merge(sites::router())
+        .merge(persons::router())
+        .merge(accounts::router())
+        .merge(audit::router())
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), limit));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .nest("/api/v1", api)
+        .fallback(no_route)
+        .with_state(state)
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::no_route(uri.path())
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.kernel.db.ping().await {
+        axum::Json(serde_json::json!({ "status": "ready", "database": "ok" })).into_response()
+    } else {
+        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "the database does not answer")
+            .retry_after(5)
+            .into_response()
+    }
+}
+
+/// Concurrency cap and request timeout for API routes.
+async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = state.limiter.clone().try_acquire_owned() else {
+        return ApiError::overloaded().into_response();
+    };
+    match tokio::time::timeout(state.timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "Request timed out",
+            "the request took longer than the server allows",
+        )
+        .retry_after(1)
+        .into_response(),
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then finish the
+/// requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,86 @@
+//! Account, ledger and recognition-rule routes.
+
+use super::error::ApiResult;
+use super::extract::{Auth, Json, Query};
+use super::page;
+use super::AppState;
+use crate::accounts::ledger::{self, Entry, NewEntry, Recorded, Statement};
+use crate::accounts::rules::{self, NewRule, Rule};
+use crate::accounts::{self, Account};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/persons/{id}/account", get(account))
+        .route("/persons/{id}/account/statement", get(statement))
+        .route("/persons/{id}/account/{action}", post(transition))
+        .route("/ledger/entries", post(record))
+        .route("/ledger/entries/{id}/reverse", post(reverse))
+        .route("/rules", get(list_rules).post(publish_rule))
+}
+
+async fn account(State(s): State<AppState>, Auth(actor, _): Auth, Path(id): Path<i64>) -> ApiResult<axum::Json<Account>> {
+    Ok(axum::Json(accounts::get(&s.kernel, &actor, id).await?.0))
+}
+
+async fn transition(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path((id, action)): Path<(i64, String)>,
+) -> ApiResult<axum::Json<Account>> {
+    Ok(axum::Json(accounts::transition(&s.kernel, &actor, id, &action).await?))
+}
+
+async fn statement(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<i64>,
+    Query(p): Query<page::PageQuery>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let limit = page::limit(p.limit)?;
+    let st: Statement = ledger::statement(&s.kernel, &actor, id, page::decode_id(&p.cursor)?, limit).await?;
+    let next = page::page(st.entries.clone(), limit, |e| e.seq.to_string()).next_cursor;
+    let mut v = serde_json::to_value(&st).unwrap_or_default();
+    v["next_cursor"] = serde_json::to_value(next).unwrap_or_default();
+    Ok(axum::Json(v))
+}
+
+fn created((entry, how): (Entry, Recorded)) -> (StatusCode, axum::Json<Entry>) {
+    let status = match how {
+        Recorded::Created => StatusCode::CREATED,
+        Recorded::Replayed => StatusCode::OK,
+    };
+    (status, axum::Json(entry))
+}
+
+async fn record(State(s): State<AppState>, Auth(actor, _): Auth, Json(n): Json<NewEntry>) -> ApiResult<(StatusCode, axum::Json<Entry>)> {
+    Ok(created(ledger::record(&s.kernel, &actor, "kernel", n).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReverseBody {
+    reason: String,
+    idempotency_key: String,
+}
+
+async fn reverse(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<i64>,
+    Json(b): Json<ReverseBody>,
+) -> ApiResult<(StatusCode, axum::Json<Entry>)> {
+    Ok(created(ledger::reverse(&s.kernel, &actor, id, &b.reason, &b.idempotency_key).await?))
+}
+
+async fn list_rules(State(s): State<AppState>, Auth(_, _): Auth) -> ApiResult<axum::Json<Vec<Rule>>> {
+    Ok(axum::Json(rules::list(&s.kernel).await?))
+}
+
+async fn publish_rule(State(s): State<AppState>, Auth(actor, _): Auth, Json(n): Json<NewRule>) -> ApiResult<(StatusCode, axum::Json<Rule>)> {
+    Ok((StatusCode::CREATED, axum::Json(rules::publish(&s.kernel, &actor, n).await?)))
+}

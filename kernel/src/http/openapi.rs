@@ -1,0 +1,100 @@
+//! The OpenAPI 3.1 document, built from one route table. A test walks the
+//! table against the live router, so the document cannot list a route that
+//! does not exist.
+
+use axum::response::IntoResponse;
+use serde_json::{json, Map, Value};
+
+/// (method, path under /api/v1, summary, needs a bearer token).
+pub const ROUTES: &[(&str, &str, &str, bool)] = &[
+    ("post", "/auth/login", "Exchange login and password for a bearer token", false),
+    ("post", "/auth/logout", "Revoke the bearer token in use", true),
+    ("get", "/me", "The signed-in person and their roles", true),
+    ("get", "/sites", "List or search sites (q, kind, status, within), cursor-paginated", true),
+    ("post", "/sites", "Create a site", true),
+    ("get", "/sites/export", "Export sites as CSV", true),
+    ("post", "/sites/import", "Import sites from CSV, all-or-nothing", true),
+    ("get", "/sites/{site}", "Get a site by id or code", true),
+    ("patch", "/sites/{site}", "Edit or move a site", true),
+    ("post", "/sites/{site}/close", "Close a site (kept with its history)", true),
+    ("get", "/sites/{site}/children", "Direct children of a site", true),
+    ("get", "/sites/{site}/ancestors", "Ancestors of a site, city first", true),
+    ("get", "/sites/{site}/subtree", "The whole subtree of a site, cursor-paginated", true),
+    ("get", "/persons", "Persons whose home site is in a subtree (site=), cursor-paginated", true),
+    ("post", "/persons", "Register a person", true),
+    ("post", "/persons/import", "Import persons from CSV, all-or-nothing", true),
+    ("post", "/persons/lookup", "Find a person by resident ID number", true),
+    ("get", "/persons/{id}", "Get a person (ID number and phone masked)", true),
+    ("get", "/persons/{id}/id-number", "Read the full ID number (pii_reader; audited)", true),
+    ("get", "/persons/{id}/roles", "A person's live role grants", true),
+    ("post", "/persons/{id}/roles", "Grant a role at a site", true),
+    ("delete", "/persons/{id}/roles/{grant}", "Revoke a role grant", true),
+    ("get", "/persons/{id}/account", "A person's lifelong-learning account", true),
+    ("get", "/persons/{id}/account/statement", "Account statement: totals by kind and unit, entries", true),
+    ("post", "/persons/{id}/account/{action}", "activate, freeze or unfreeze the account", true),
+    ("post", "/ledger/entries", "Record a learning outcome (idempotent)", true),
+    ("post", "/ledger/entries/{id}/reverse", "Reverse an entry", true),
+    ("get", "/rules", "Recognition rules, every version", true),
+    ("post", "/rules", "Publish a new rule version", true),
+    ("get", "/audit", "The audit log of a subtree, by time", true),
+    ("get", "/openapi.json", "This document", false),
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary, auth) in ROUTES {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        let mut op = json!({
+            "summary": summary,
+            "operationId": format!("{method}{}", path.replace(['/', '{', '}', '-'], "_")),
+            "responses": {
+                "200": { "description": "Success" },
+                "default": { "description": "Error", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } }
+            }
+        });
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if *auth {
+            op["security"] = json!([{ "bearer": [] }]);
+        }
+        if matches!(*method, "post" | "patch") {
+            op["requestBody"] = json!({ "content": { "application/json": { "schema": { "type": "object" } } } });
+        }
+        let entry = paths.entry(format!("/api/v1{path}")).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Lifelong kernel API", "version": "1.0.0" },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "description": "RFC 9457 problem details",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": { "type": "string" },
+                        "title": { "type": "string" },
+                        "status": { "type": "integer" },
+                        "detail": { "type": "string" },
+                        "errors": { "type": "array", "items": { "type": "object", "properties": {
+                            "field": { "type": "string" }, "message": { "type": "string" } } } }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve() -> impl IntoResponse {
+    axum::Json(document())
+}

@@ -1,0 +1,87 @@
+//! SQLite backend: the embedded single-node default.
+//!
+//! Settings chosen for "no acknowledged write is ever lost": WAL journal with
+//! `synchronous=FULL` (a commit is fsynced before it returns), foreign keys
+//! on, and a single writer connection so writers queue in-process instead of
+//! failing with `SQLITE_BUSY`.
+
+use super::{Backend, Db, StorageError};
+use sqlx::any::AnyPoolOptions;
+use sqlx::Executor;
+use std::time::Duration;
+
+pub(super) async fn connect(url: &str) -> Result<Db, StorageError> {
+    let url = with_create_mode(url);
+    if let Some(path) = file_path(&url) {
+        if let Some(dir) = std::path::Path::new(&path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+    }
+    let write = options(1).connect(&url).await?;
+    // WAL must be switched on before the readers open, or they may each try.
+    let read = options(4).connect(&url).await?;
+    Ok(Db {
+        backend: Backend::Sqlite,
+        read,
+        write,
+    })
+}
+
+fn options(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
+/// `sqlite://path` opens read-write-create unless the URL says otherwise.
+fn with_create_mode(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+fn file_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(path.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_mode_is_added_once() {
+        assert_eq!(with_create_mode("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(with_create_mode("sqlite://a.db?x=1"), "sqlite://a.db?x=1&mode=rwc");
+        assert_eq!(with_create_mode("sqlite://a.db?mode=ro"), "sqlite://a.db?mode=ro");
+        assert_eq!(file_path("sqlite://data/a.db?mode=rwc").as_deref(), Some("data/a.db"));
+    }
+}
