@@ -535,7 +535,7 @@ async fn move_site(tx: &mut Tx, actor: &Actor, site: &Site, new_parent_code: &st
     actor.require_admin(&parent.path, "moving a site")?;
     let new_path = format!("{}{}/", parent.path, site.id);
     sqlx::query(
-        "UPDATE sites SET path = $1 || substr(path, $2) WHERE path >= $3 AND path < $4",
+        "UPDATE sites SET path = $1 || substr(path, CAST($2 AS INTEGER)) WHERE path >= $3 AND path < $4",
     )
     .bind(&new_path)
     .bind(site.path.chars().count() as i64 + 1)
