@@ -8,9 +8,16 @@ use std::process::{Child, Command, Stdio};
 /// The `lifelong` binary built by this workspace.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
     let bin = dir.join("lifelong");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p kernel` (the workspace test command does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p kernel` (the workspace test command does)",
+        bin.display()
+    );
     bin
 }
 
@@ -24,19 +31,32 @@ pub struct Deployment {
 impl Deployment {
     /// A fresh SQLite deployment.
     pub fn sqlite() -> Deployment {
-        Deployment { dir: tempfile::tempdir().unwrap(), database_url: None, pg: None }
+        Deployment {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: None,
+            pg: None,
+        }
     }
 
     /// A fresh PostgreSQL database on the local server.
     pub fn postgres() -> Deployment {
-        let base = std::env::var("LIFELONG_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let base = std::env::var("LIFELONG_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         let name = format!("lifelong_e2e_{}_{}", std::process::id(), rand_suffix());
         let ok = Command::new("psql")
-            .args([&format!("{base}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
+            .args([
+                &format!("{base}/postgres"),
+                "-qc",
+                &format!("CREATE DATABASE {name}"),
+            ])
             .status()
             .expect("psql must be installed");
         assert!(ok.success(), "cannot create database {name}");
-        Deployment { dir: tempfile::tempdir().unwrap(), database_url: Some(format!("{base}/{name}")), pg: Some((base, name)) }
+        Deployment {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: Some(format!("{base}/{name}")),
+            pg: Some((base, name)),
+        }
     }
 
     /// A `lifelong` command configured for this deployment.
@@ -56,11 +76,20 @@ impl Deployment {
 
     /// Start `lifelong serve`; returns the child and its base URL.
     pub fn serve(&self) -> (Child, String) {
-        let mut child = self.command().arg("serve").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut child = self
+            .command()
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let url = loop {
-            let line = lines.next().expect("server exited before listening").unwrap();
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
             if let Some(u) = line.strip_prefix("listening on ") {
                 break u.to_string();
             }
@@ -74,12 +103,20 @@ impl Drop for Deployment {
     fn drop(&mut self) {
         if let Some((base, name)) = &self.pg {
             let _ = Command::new("psql")
-                .args([&format!("{base}/postgres"), "-qc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .args([
+                    &format!("{base}/postgres"),
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
                 .status();
         }
     }
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000_007
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000_007
 }

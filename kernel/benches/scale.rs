@@ -1,1 +1,305 @@
-fn main(){}
+//! Scale benchmark (reported, never asserted): builds persons, sites and
+//! ledger entries on a fresh SQLite file and times the operations the plan
+//! cares about. Run: `cargo bench -p kernel --bench scale -- [persons] [sites] [entries]`
+//! (defaults 1,000,000 / 5,000 / 10,000,000).
+
+use kernel::accounts::ledger;
+use kernel::authz::Actor;
+use kernel::config::Limits;
+use kernel::crypto::PiiKeys;
+use kernel::identity::{self, csv::Ready};
+use kernel::idnumber::{synthesize, Sex};
+use kernel::sites::{self, NewSite};
+use kernel::storage::Db;
+use kernel::Kernel;
+use std::time::{Duration, Instant};
+
+fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.replace('_', "").parse().ok())
+        .collect();
+    let n_persons = *args.first().unwrap_or(&1_000_000);
+    let n_sites = *args.get(1).unwrap_or(&5_000);
+    let n_entries = *args.get(2).unwrap_or(&10_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&format!(
+        "sqlite://{}",
+        dir.path().join("bench.db").display()
+    ))
+    .await
+    .unwrap();
+    let k = Kernel {
+        db,
+        pii: PiiKeys::from_hex(&"5a".repeat(32)).unwrap(),
+        token_ttl_secs: 3600,
+    };
+    let sys = Actor::System("bench");
+    println!(
+        "scale: {n_persons} persons, {n_sites} sites, {n_entries} ledger entries (SQLite, {})",
+        dir.path().display()
+    );
+
+    // Sites: city, townships of ~50 villages each.
+    let t0 = Instant::now();
+    let mut tx = k.db.begin().await.unwrap();
+    let mk = |code: String, kind: &str, parent: Option<String>| NewSite {
+        code: code.clone(),
+        name_zh: code,
+        kind: kind.into(),
+        parent_code: parent,
+        ..Default::default()
+    };
+    sites::create_in(&mut tx, &sys, mk("C".into(), "city", None))
+        .await
+        .unwrap();
+    let townships = (n_sites / 51).max(1);
+    let mut villages = Vec::new();
+    let mut made = 1;
+    'outer: for t in 0..townships {
+        sites::create_in(
+            &mut tx,
+            &sys,
+            mk(format!("T{t}"), "township", Some("C".into())),
+        )
+        .await
+        .unwrap();
+        made += 1;
+        for v in 0..50 {
+            if made >= n_sites {
+                break 'outer;
+            }
+            let s = sites::create_in(
+                &mut tx,
+                &sys,
+                mk(format!("T{t}-V{v}"), "village", Some(format!("T{t}"))),
+            )
+            .await
+            .unwrap();
+            villages.push(s.id);
+            made += 1;
+        }
+    }
+    tx.commit().await.unwrap();
+    println!(
+        "sites: {made} created in {:.2}s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Persons through the CSV import's bulk path (validation done up front, as the import does).
+    let ids: Vec<String> = (0..n_persons)
+        .map(|i| {
+            let birth = chrono::NaiveDate::from_ymd_opt(
+                1940 + (i % 60) as i32,
+                1 + (i % 12) as u32,
+                1 + (i % 28) as u32,
+            )
+            .unwrap();
+            synthesize(
+                110000 + (i / 1000) as u32 % 900_000,
+                birth,
+                (i % 1000) as u32,
+                if i % 2 == 0 { Sex::Male } else { Sex::Female },
+            )
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut done = 0;
+    for chunk in ids.chunks(50_000) {
+        let rows: Vec<Ready> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, id)| {
+                let n = identity::NewPerson {
+                    name: "测试".into(),
+                    id_number: id.clone(),
+                    home_site: String::new(),
+                    ..Default::default()
+                };
+                Ready::new(
+                    identity::check(&n).ok().unwrap(),
+                    villages[(done + j) % villages.len()],
+                )
+            })
+            .collect();
+        let mut tx = k.db.begin().await.unwrap();
+        identity::csv::insert_batch(&mut tx, &k, &rows, &|_, _| {})
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        done += chunk.len();
+    }
+    let import = t0.elapsed();
+    println!("import: {n_persons} persons in {:.2}s = {:.0} persons/s (validate, encrypt, hash, insert, open accounts)", import.as_secs_f64(), n_persons as f64 / import.as_secs_f64());
+
+    // Look-ups by ID number.
+    let mut lat = Vec::new();
+    for i in 0..2000 {
+        let id = &ids[(i * 7919) % ids.len()];
+        let t = Instant::now();
+        identity::find_by_id_number(&k, &sys, id).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    println!(
+        "lookup by ID number: p50 {:.3} ms, p99 {:.3} ms",
+        pct(lat.clone(), 0.5),
+        pct(lat, 0.99)
+    );
+
+    // Subtree listing of a township (~50 villages).
+    let mut lat = Vec::new();
+    for t in 0..200 {
+        let q = sites::ListQuery {
+            within: Some(format!("T{}", t % townships)),
+            limit: 500,
+            ..Default::default()
+        };
+        let s = Instant::now();
+        sites::list(&k.db, &sys, q).await.unwrap();
+        lat.push(s.elapsed());
+    }
+    println!(
+        "subtree listing (township): p50 {:.3} ms, p99 {:.3} ms",
+        pct(lat.clone(), 0.5),
+        pct(lat, 0.99)
+    );
+
+    // Ledger entries, chained, in bulk.
+    let t0 = Instant::now();
+    let accounts = n_persons.max(1) as i64;
+    let per_batch = 50_000;
+    let mut written = 0usize;
+    while written < n_entries {
+        let n = per_batch.min(n_entries - written);
+        let items: Vec<(i64, &str, String, i64, i64, String)> = (0..n)
+            .map(|j| {
+                let g = written + j;
+                (
+                    1 + (g as i64 % accounts),
+                    "non_formal_learning",
+                    "课程".to_string(),
+                    2000,
+                    100,
+                    format!("b{g}"),
+                )
+            })
+            .collect();
+        ledger::bulk_append(&k.db, "kernel", 1, &items)
+            .await
+            .unwrap();
+        written += n;
+    }
+    println!(
+        "ledger load: {n_entries} entries in {:.2}s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let mut lat = Vec::new();
+    for i in 0..1000 {
+        let t = Instant::now();
+        ledger::statement(&k, &sys, 1 + (i * 7919) as i64 % accounts, 0, 50)
+            .await
+            .unwrap();
+        lat.push(t.elapsed());
+    }
+    println!(
+        "account statement: p50 {:.3} ms, p99 {:.3} ms",
+        pct(lat.clone(), 0.5),
+        pct(lat, 0.99)
+    );
+
+    let t0 = Instant::now();
+    let report = ledger::verify(&k.db, 4).await.unwrap();
+    assert!(report.broken.is_empty());
+    println!(
+        "ledger verify: {} entries in {:.2}s",
+        report.entries,
+        t0.elapsed().as_secs_f64()
+    );
+
+    // HTTP read throughput: a site endpoint vs a trivial axum route, same server, same client.
+    let limits = Limits {
+        max_concurrent_requests: 10_000,
+        ..Limits::default()
+    };
+    let state = kernel::http::AppState::new(k.clone(), &limits);
+    let (token, _) = {
+        let p = identity::create(
+            &k,
+            &sys,
+            identity::NewPerson {
+                name: "a".into(),
+                id_number: synthesize(
+                    999999,
+                    chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap(),
+                    1,
+                    Sex::Male,
+                ),
+                home_site: "C".into(),
+                login: Some("benchadmin".into()),
+                password: Some("benchmark-pass".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        identity::grant(&k, &sys, p.id, "city_admin", "C")
+            .await
+            .unwrap();
+        (
+            identity::login(&k, "benchadmin", "benchmark-pass")
+                .await
+                .unwrap()
+                .token,
+            p.id,
+        )
+    };
+    let app = kernel::http::app(state, &limits).route(
+        "/trivial",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"ok": true})) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let trivial = throughput(&format!("http://{addr}/trivial"), None).await;
+    let site = throughput(&format!("http://{addr}/api/v1/sites/T0-V1"), Some(&token)).await;
+    println!(
+        "http: trivial {trivial:.0} req/s, GET /sites/{{code}} {site:.0} req/s, ratio {:.2}",
+        site / trivial
+    );
+}
+
+async fn throughput(url: &str, token: Option<&str>) -> f64 {
+    let client = reqwest::Client::new();
+    let dur = Duration::from_secs(3);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, url, token) = (client.clone(), url.to_string(), token.map(str::to_string));
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while start.elapsed() < dur {
+                let mut r = client.get(&url);
+                if let Some(t) = &token {
+                    r = r.bearer_auth(t);
+                }
+                let res = r.send().await.unwrap();
+                assert!(res.status().is_success());
+                res.bytes().await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}

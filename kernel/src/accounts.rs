@@ -48,7 +48,12 @@ pub async fn get(k: &Kernel, actor: &Actor, person_id: i64) -> Result<(Account, 
 }
 
 /// Change an account's status: `activate`, `freeze` or `unfreeze`.
-pub async fn transition(k: &Kernel, actor: &Actor, person_id: i64, action: &str) -> Result<Account> {
+pub async fn transition(
+    k: &Kernel,
+    actor: &Actor,
+    person_id: i64,
+    action: &str,
+) -> Result<Account> {
     let (before, person) = get(k, actor, person_id).await?;
     let is_owner = actor.person_id() == Some(person_id);
     let (from, to) = match action {
@@ -66,7 +71,12 @@ pub async fn transition(k: &Kernel, actor: &Actor, person_id: i64, action: &str)
             actor.require_admin(&person.home_path, "unfreezing an account")?;
             ("frozen", "active")
         }
-        other => return Err(Error::invalid("action", format!("unknown action {other:?}; expected activate, freeze or unfreeze"))),
+        other => {
+            return Err(Error::invalid(
+                "action",
+                format!("unknown action {other:?}; expected activate, freeze or unfreeze"),
+            ))
+        }
     };
     if before.status != from {
         return Err(Error::Conflict {
@@ -88,7 +98,10 @@ pub async fn transition(k: &Kernel, actor: &Actor, person_id: i64, action: &str)
     .execute(&mut *tx)
     .await?;
     if changed.rows_affected() != 1 {
-        return Err(Error::Conflict { field: Some("status".into()), message: "the account changed meanwhile; try again".into() });
+        return Err(Error::Conflict {
+            field: Some("status".into()),
+            message: "the account changed meanwhile; try again".into(),
+        });
     }
     let after = sqlx::query_as::<_, Account>(
         "SELECT id, person_id, status, activated_on, entry_count FROM accounts WHERE id = $1",
@@ -96,14 +109,22 @@ pub async fn transition(k: &Kernel, actor: &Actor, person_id: i64, action: &str)
     .bind(before.id)
     .fetch_one(&mut *tx)
     .await?;
-    audit::record(&mut tx, actor, Change {
-        action: match action { "activate" => "account.activate", "freeze" => "account.freeze", _ => "account.unfreeze" },
-        site: Some((person.home_site_id, &person.home_path)),
-        object_type: "account",
-        object_id: before.id.to_string(),
-        before: Some(serde_json::to_value(&before).unwrap_or_default()),
-        after: Some(serde_json::to_value(&after).unwrap_or_default()),
-    })
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: match action {
+                "activate" => "account.activate",
+                "freeze" => "account.freeze",
+                _ => "account.unfreeze",
+            },
+            site: Some((person.home_site_id, &person.home_path)),
+            object_type: "account",
+            object_id: before.id.to_string(),
+            before: Some(serde_json::to_value(&before).unwrap_or_default()),
+            after: Some(serde_json::to_value(&after).unwrap_or_default()),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(after)

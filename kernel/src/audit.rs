@@ -101,7 +101,11 @@ pub async fn list(db: &Db, actor: &Actor, q: Query) -> Result<Vec<Entry>> {
         (None, None) => None,
         (None, Some(scopes)) => match scopes.as_slice() {
             [one] => Some(one.clone()),
-            [] => return Err(crate::error::Error::forbidden("reading the audit log needs the site_admin role")),
+            [] => {
+                return Err(crate::error::Error::forbidden(
+                    "reading the audit log needs the site_admin role",
+                ))
+            }
             _ => {
                 return Err(crate::error::Error::invalid(
                     "site",

@@ -75,7 +75,10 @@ impl Role {
             other => {
                 return Err(Error::invalid(
                     "role",
-                    format!("unknown role {other:?}; expected one of {}", ROLES.join(", ")),
+                    format!(
+                        "unknown role {other:?}; expected one of {}",
+                        ROLES.join(", ")
+                    ),
                 ))
             }
         })
@@ -168,7 +171,9 @@ impl Actor {
         if self.is_city_admin() {
             Ok(())
         } else {
-            Err(Error::forbidden(format!("{action} needs the city_admin role")))
+            Err(Error::forbidden(format!(
+                "{action} needs the city_admin role"
+            )))
         }
     }
 
@@ -269,7 +274,10 @@ mod tests {
         let a = person(&[(Role::SiteAdmin, "/1/2/")]);
         assert!(a.covers(&[Role::SiteAdmin], "/1/2/"));
         assert!(a.covers(&[Role::SiteAdmin], "/1/2/30/"));
-        assert!(!a.covers(&[Role::SiteAdmin], "/1/20/"), "a sibling with a longer id is outside");
+        assert!(
+            !a.covers(&[Role::SiteAdmin], "/1/20/"),
+            "a sibling with a longer id is outside"
+        );
         assert!(!a.covers(&[Role::SiteAdmin], "/1/"));
         assert!(a.require_admin("/1/5/", "editing").is_err());
         assert!(a.can_see_site("/1/"), "ancestors are visible as context");
@@ -279,8 +287,18 @@ mod tests {
     #[test]
     fn path_ranges() {
         assert_eq!(path_upper("/1/2/"), "/1/20");
-        assert!("/1/2/99/".to_string() < path_upper("/1/2/"));
-        assert!("/1/20/".to_string() >= path_upper("/1/2/"));
-        assert_eq!(outermost(["/1/2/5/".to_string(), "/1/2/".to_string(), "/1/3/".to_string()].into_iter()), vec!["/1/2/", "/1/3/"]);
+        assert!(*"/1/2/99/" < *path_upper("/1/2/"));
+        assert!(*"/1/20/" >= *path_upper("/1/2/"));
+        assert_eq!(
+            outermost(
+                [
+                    "/1/2/5/".to_string(),
+                    "/1/2/".to_string(),
+                    "/1/3/".to_string()
+                ]
+                .into_iter()
+            ),
+            vec!["/1/2/", "/1/3/"]
+        );
     }
 }

@@ -126,7 +126,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIFELONG_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LIFELONG_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -163,7 +164,11 @@ pub async fn open(cfg: &Config) -> Result<Kernel> {
     let db = Db::open(&cfg.database_url_secret())
         .await
         .with_context(|| format!("opening {}", cfg.database_url()))?;
-    Ok(Kernel { db, pii, token_ttl_secs: cfg.token_ttl_secs })
+    Ok(Kernel {
+        db,
+        pii,
+        token_ttl_secs: cfg.token_ttl_secs,
+    })
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -177,41 +182,73 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Migrate => {
             let db = Db::connect(&cfg.database_url_secret()).await?;
             let report = storage::migrate(&db).await?;
-            println!("applied {} migration(s); {} already present", report.applied.len(), report.already);
+            println!(
+                "applied {} migration(s); {} already present",
+                report.applied.len(),
+                report.already
+            );
         }
-        Command::Admin { command: AdminCommand::Bootstrap { login, name, id_number, city_code, city_name, password } } => {
+        Command::Admin {
+            command:
+                AdminCommand::Bootstrap {
+                    login,
+                    name,
+                    id_number,
+                    city_code,
+                    city_name,
+                    password,
+                },
+        } => {
             let k = open(&cfg).await?;
             let password = match password {
                 Some(p) => p,
                 None => {
                     let mut line = String::new();
-                    std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password from stdin")?;
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let (person, city) = crate::demo::bootstrap(&k, &login, &name, &id_number, &password, &city_code, &city_name).await?;
-            println!("created city admin {login} (person {}) at {}", person.id, city.code);
+            let (person, city) = crate::demo::bootstrap(
+                &k, &login, &name, &id_number, &password, &city_code, &city_name,
+            )
+            .await?;
+            println!(
+                "created city admin {login} (person {}) at {}",
+                person.id, city.code
+            );
         }
-        Command::Site { command: SiteCommand::Import { file } } => {
+        Command::Site {
+            command: SiteCommand::Import { file },
+        } => {
             let k = open(&cfg).await?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             match sites::csv::import(&k.db, &system, &text).await {
                 Ok(r) => println!("imported: {} created, {} updated", r.created, r.updated),
                 Err(sites::csv::ImportError::Rows(rows)) => return Ok(report_rows(&rows)),
                 Err(sites::csv::ImportError::Other(e)) => return Err(e.into()),
             }
         }
-        Command::Site { command: SiteCommand::Export { within, out } } => {
+        Command::Site {
+            command: SiteCommand::Export { within, out },
+        } => {
             let k = open(&cfg).await?;
             let text = sites::csv::export(&k.db, &system, within).await?;
             match out {
-                Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+                Some(p) => {
+                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+                }
                 None => print!("{text}"),
             }
         }
-        Command::Person { command: PersonCommand::Import { file } } => {
+        Command::Person {
+            command: PersonCommand::Import { file },
+        } => {
             let k = open(&cfg).await?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} persons ({per_sec})")
@@ -233,7 +270,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Err(sites::csv::ImportError::Other(e)) => return Err(e.into()),
             }
         }
-        Command::Ledger { command: LedgerCommand::Verify } => {
+        Command::Ledger {
+            command: LedgerCommand::Verify,
+        } => {
             let k = open(&cfg).await?;
             let started = std::time::Instant::now();
             let report = ledger::verify(&k.db, 4).await?;
@@ -247,11 +286,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 for b in &report.broken {
                     match b.entry_id {
-                        Some(id) => println!("BROKEN account {} at entry {id} (seq {}): {}", b.account_id, b.seq, b.reason),
-                        None => println!("BROKEN account {} at seq {}: {}", b.account_id, b.seq, b.reason),
+                        Some(id) => println!(
+                            "BROKEN account {} at entry {id} (seq {}): {}",
+                            b.account_id, b.seq, b.reason
+                        ),
+                        None => println!(
+                            "BROKEN account {} at seq {}: {}",
+                            b.account_id, b.seq, b.reason
+                        ),
                     }
                 }
-                eprintln!("error: {} broken chain(s) in {} accounts", report.broken.len(), report.accounts);
+                eprintln!(
+                    "error: {} broken chain(s) in {} accounts",
+                    report.broken.len(),
+                    report.accounts
+                );
                 return Ok(ExitCode::from(2));
             }
         }

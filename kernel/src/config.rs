@@ -47,7 +47,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 1 << 20, max_concurrent_requests: 256, request_timeout_ms: 30_000 }
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_concurrent_requests: 256,
+            request_timeout_ms: 30_000,
+        }
     }
 }
 
@@ -86,7 +90,9 @@ pub enum ConfigError {
     Parse(String, String),
     #[error("environment variable {0}: {1}")]
     Env(&'static str, String),
-    #[error("a PostgreSQL database needs pii_key (or LIFELONG_PII_KEY) set: every node must share it")]
+    #[error(
+        "a PostgreSQL database needs pii_key (or LIFELONG_PII_KEY) set: every node must share it"
+    )]
     KeyRequired,
     #[error("{0}")]
     Key(String),
@@ -97,10 +103,18 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut cfg = match path {
             Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse(p.display().to_string(), e.message().to_string()))?
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::Read(p.display().to_string(), e))?;
+                toml::from_str(&text).map_err(|e| {
+                    ConfigError::Parse(p.display().to_string(), e.message().to_string())
+                })?
             }
-            Some(p) => return Err(ConfigError::Read(p.display().to_string(), std::io::ErrorKind::NotFound.into())),
+            Some(p) => {
+                return Err(ConfigError::Read(
+                    p.display().to_string(),
+                    std::io::ErrorKind::NotFound.into(),
+                ))
+            }
             None => Config::default(),
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
@@ -109,7 +123,8 @@ impl Config {
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(name: &'static str, v: String) -> Result<T, ConfigError> {
-            v.parse().map_err(|_| ConfigError::Env(name, format!("{v:?} is not a number")))
+            v.parse()
+                .map_err(|_| ConfigError::Env(name, format!("{v:?} is not a number")))
         }
         if let Some(v) = get("LIFELONG_DATABASE_URL") {
             self.database_url = Some(v);
@@ -166,10 +181,13 @@ impl Config {
         let hex = match std::fs::read_to_string(&path) {
             Ok(s) => s,
             Err(_) => {
-                std::fs::create_dir_all(&self.data_dir)
-                    .map_err(|e| ConfigError::Key(format!("cannot create {}: {e}", self.data_dir.display())))?;
+                std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+                    ConfigError::Key(format!("cannot create {}: {e}", self.data_dir.display()))
+                })?;
                 let key = PiiKeys::generate_hex();
-                write_private(&path, &key).map_err(|e| ConfigError::Key(format!("cannot write {}: {e}", path.display())))?;
+                write_private(&path, &key).map_err(|e| {
+                    ConfigError::Key(format!("cannot write {}: {e}", path.display()))
+                })?;
                 tracing::info!(path = %path.display(), "generated a new PII key");
                 key
             }
@@ -210,7 +228,11 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("pw@"), "{dbg}");
         assert!(!dbg.contains(&"00".repeat(32)), "{dbg}");
-        let err = Config::default().apply_env(|k| (k == "LIFELONG_REQUEST_TIMEOUT_MS").then(|| "soon".into()));
-        assert_eq!(err.unwrap_err().to_string(), "environment variable LIFELONG_REQUEST_TIMEOUT_MS: \"soon\" is not a number");
+        let err = Config::default()
+            .apply_env(|k| (k == "LIFELONG_REQUEST_TIMEOUT_MS").then(|| "soon".into()));
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "environment variable LIFELONG_REQUEST_TIMEOUT_MS: \"soon\" is not a number"
+        );
     }
 }

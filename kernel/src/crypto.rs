@@ -92,7 +92,8 @@ impl PiiKeys {
 
     /// The keyed hash used to find and de-duplicate a value without storing it.
     pub fn lookup_hash(&self, value: &str) -> Vec<u8> {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.lookup).expect("HMAC takes any key size");
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&self.lookup).expect("HMAC takes any key size");
         mac.update(value.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }

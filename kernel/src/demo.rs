@@ -34,12 +34,22 @@ pub async fn bootstrap(
     if existing > 0 {
         anyhow::bail!("a city admin already exists; sign in as them to add more");
     }
-    let city = match sqlx::query_as::<_, (i64,)>("SELECT id FROM sites WHERE kind = 'city'").fetch_optional(k.db.reader()).await? {
-        Some((id,)) => sites::fetch(k.db.reader(), id).await?.context("city vanished")?,
+    let city = match sqlx::query_as::<_, (i64,)>("SELECT id FROM sites WHERE kind = 'city'")
+        .fetch_optional(k.db.reader())
+        .await?
+    {
+        Some((id,)) => sites::fetch(k.db.reader(), id)
+            .await?
+            .context("city vanished")?,
         None => sites::create(
             &k.db,
             &system,
-            NewSite { code: city_code.into(), name_zh: city_name.into(), kind: "city".into(), ..Default::default() },
+            NewSite {
+                code: city_code.into(),
+                name_zh: city_name.into(),
+                kind: "city".into(),
+                ..Default::default()
+            },
         )
         .await
         .map_err(flatten)?,
@@ -58,7 +68,9 @@ pub async fn bootstrap(
     )
     .await
     .map_err(flatten)?;
-    identity::grant(k, &system, person.id, "city_admin", &city.code).await.map_err(flatten)?;
+    identity::grant(k, &system, person.id, "city_admin", &city.code)
+        .await
+        .map_err(flatten)?;
     Ok((person, city))
 }
 
@@ -83,7 +95,10 @@ struct Spec {
 
 /// Build the demo city unless one exists. Returns a summary to print.
 pub async fn build(k: &Kernel) -> Result<String> {
-    let (cities,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM sites WHERE kind = 'city'").fetch_one(k.db.reader()).await?;
+    let (cities,): (i64,) =
+        sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM sites WHERE kind = 'city'")
+            .fetch_one(k.db.reader())
+            .await?;
     if cities > 0 {
         return Ok(format!(
             "the database already has a city; demo data left as it is. Sign in as {} / {} if it is the demo city.",
@@ -93,45 +108,249 @@ pub async fn build(k: &Kernel) -> Result<String> {
     let system = Actor::System("demo");
     let mut rng = rand::rngs::StdRng::seed_from_u64(20260101);
     let birth = |rng: &mut rand::rngs::StdRng, from: i32, to: i32| {
-        chrono::NaiveDate::from_ymd_opt(rng.gen_range(from..to), rng.gen_range(1..=12), rng.gen_range(1..=28)).expect("valid date")
+        chrono::NaiveDate::from_ymd_opt(
+            rng.gen_range(from..to),
+            rng.gen_range(1..=12),
+            rng.gen_range(1..=28),
+        )
+        .expect("valid date")
     };
     let admin_id = synthesize(350602, birth(&mut rng, 1970, 1985), 11, Sex::Male);
-    let (_, city) = bootstrap(k, DEMO_ADMIN.0, "王建国", &admin_id, DEMO_ADMIN.1, "CITY", "滨海市").await?;
+    let (_, city) = bootstrap(
+        k,
+        DEMO_ADMIN.0,
+        "王建国",
+        &admin_id,
+        DEMO_ADMIN.1,
+        "CITY",
+        "滨海市",
+    )
+    .await?;
 
-    let townships = ["东湖街道", "西山镇", "南港街道", "北岭镇", "中心街道", "青溪镇"];
+    let townships = [
+        "东湖街道",
+        "西山镇",
+        "南港街道",
+        "北岭镇",
+        "中心街道",
+        "青溪镇",
+    ];
     let villages = ["社区一", "社区二", "村一", "村二", "村三"];
     let mut specs: Vec<Spec> = Vec::new();
     let base = (24.51, 117.65);
-    let at = |rng: &mut rand::rngs::StdRng| (base.0 + rng.gen_range(-0.2..0.2), base.1 + rng.gen_range(-0.2..0.2));
-    let push = |specs: &mut Vec<Spec>, rng: &mut rand::rngs::StdRng, code: String, name: String, en: Option<String>, kind: &'static str, parent: &str, operator: &'static str, year: i32| {
-        let (lat, lon) = at(rng);
-        specs.push(Spec { code, name, en, kind, parent: Some(parent.to_string()), operator, opened_on: format!("{year}-09-01"), lat, lon });
+    let at = |rng: &mut rand::rngs::StdRng| {
+        (
+            base.0 + rng.gen_range(-0.2..0.2),
+            base.1 + rng.gen_range(-0.2..0.2),
+        )
     };
-    push(&mut specs, &mut rng, "CITY-EU".into(), "滨海市老年大学".into(), Some("Binhai Elder University".into()), "elder_university", "CITY", "public", 2001);
-    push(&mut specs, &mut rng, "CITY-EU-SO".into(), "滨海乐龄老年大学".into(), Some("Leling Elder University".into()), "elder_university", "CITY", "social_organisation", 2026);
-    push(&mut specs, &mut rng, "CITY-OU".into(), "滨海开放大学".into(), Some("Binhai Open University".into()), "open_university", "CITY", "public", 1985);
-    push(&mut specs, &mut rng, "CITY-TTS".into(), "滨海教师进修学校".into(), None, "teacher_training_school", "CITY", "public", 1990);
-    push(&mut specs, &mut rng, "CITY-MUS".into(), "滨海博物馆".into(), Some("Binhai Museum".into()), "museum", "CITY", "public", 2010);
-    push(&mut specs, &mut rng, "CITY-SCI".into(), "市民科学学习工坊".into(), None, "science_workshop", "CITY", "public", 2026);
+    let push = |specs: &mut Vec<Spec>,
+                rng: &mut rand::rngs::StdRng,
+                code: String,
+                name: String,
+                en: Option<String>,
+                kind: &'static str,
+                parent: &str,
+                operator: &'static str,
+                year: i32| {
+        let (lat, lon) = at(rng);
+        specs.push(Spec {
+            code,
+            name,
+            en,
+            kind,
+            parent: Some(parent.to_string()),
+            operator,
+            opened_on: format!("{year}-09-01"),
+            lat,
+            lon,
+        });
+    };
+    push(
+        &mut specs,
+        &mut rng,
+        "CITY-EU".into(),
+        "滨海市老年大学".into(),
+        Some("Binhai Elder University".into()),
+        "elder_university",
+        "CITY",
+        "public",
+        2001,
+    );
+    push(
+        &mut specs,
+        &mut rng,
+        "CITY-EU-SO".into(),
+        "滨海乐龄老年大学".into(),
+        Some("Leling Elder University".into()),
+        "elder_university",
+        "CITY",
+        "social_organisation",
+        2026,
+    );
+    push(
+        &mut specs,
+        &mut rng,
+        "CITY-OU".into(),
+        "滨海开放大学".into(),
+        Some("Binhai Open University".into()),
+        "open_university",
+        "CITY",
+        "public",
+        1985,
+    );
+    push(
+        &mut specs,
+        &mut rng,
+        "CITY-TTS".into(),
+        "滨海教师进修学校".into(),
+        None,
+        "teacher_training_school",
+        "CITY",
+        "public",
+        1990,
+    );
+    push(
+        &mut specs,
+        &mut rng,
+        "CITY-MUS".into(),
+        "滨海博物馆".into(),
+        Some("Binhai Museum".into()),
+        "museum",
+        "CITY",
+        "public",
+        2010,
+    );
+    push(
+        &mut specs,
+        &mut rng,
+        "CITY-SCI".into(),
+        "市民科学学习工坊".into(),
+        None,
+        "science_workshop",
+        "CITY",
+        "public",
+        2026,
+    );
     for (t, tname) in townships.iter().enumerate() {
         let tcode = format!("T{:02}", t + 1);
         let (lat, lon) = at(&mut rng);
-        specs.push(Spec { code: tcode.clone(), name: tname.to_string(), en: None, kind: "township", parent: Some("CITY".into()), operator: "public", opened_on: "2000-01-01".into(), lat, lon });
-        push(&mut specs, &mut rng, format!("{tcode}-CS"), format!("{tname}社区学校"), None, "community_school", &tcode, "public", if t < 2 { 2026 } else { 2015 });
-        push(&mut specs, &mut rng, format!("{tcode}-EU"), format!("{tname}老年学校"), None, "elder_university", &tcode, "public", 2012);
-        push(&mut specs, &mut rng, format!("{tcode}-CH"), format!("{tname}文化馆"), None, "culture_hall", &tcode, "public", 2008);
-        push(&mut specs, &mut rng, format!("{tcode}-ETC"), format!("{tname}企业培训中心"), None, "enterprise_training_centre", &tcode, "enterprise", 2018);
+        specs.push(Spec {
+            code: tcode.clone(),
+            name: tname.to_string(),
+            en: None,
+            kind: "township",
+            parent: Some("CITY".into()),
+            operator: "public",
+            opened_on: "2000-01-01".into(),
+            lat,
+            lon,
+        });
+        push(
+            &mut specs,
+            &mut rng,
+            format!("{tcode}-CS"),
+            format!("{tname}社区学校"),
+            None,
+            "community_school",
+            &tcode,
+            "public",
+            if t < 2 { 2026 } else { 2015 },
+        );
+        push(
+            &mut specs,
+            &mut rng,
+            format!("{tcode}-EU"),
+            format!("{tname}老年学校"),
+            None,
+            "elder_university",
+            &tcode,
+            "public",
+            2012,
+        );
+        push(
+            &mut specs,
+            &mut rng,
+            format!("{tcode}-CH"),
+            format!("{tname}文化馆"),
+            None,
+            "culture_hall",
+            &tcode,
+            "public",
+            2008,
+        );
+        push(
+            &mut specs,
+            &mut rng,
+            format!("{tcode}-ETC"),
+            format!("{tname}企业培训中心"),
+            None,
+            "enterprise_training_centre",
+            &tcode,
+            "enterprise",
+            2018,
+        );
         if t % 2 == 0 {
-            push(&mut specs, &mut rng, format!("{tcode}-YC"), format!("{tname}青少年宫"), None, "youth_centre", &tcode, "public", 2016);
-            push(&mut specs, &mut rng, format!("{tcode}-XB"), format!("{tname}终身学习体验基地"), None, "experience_base", &tcode, "public", 2026);
+            push(
+                &mut specs,
+                &mut rng,
+                format!("{tcode}-YC"),
+                format!("{tname}青少年宫"),
+                None,
+                "youth_centre",
+                &tcode,
+                "public",
+                2016,
+            );
+            push(
+                &mut specs,
+                &mut rng,
+                format!("{tcode}-XB"),
+                format!("{tname}终身学习体验基地"),
+                None,
+                "experience_base",
+                &tcode,
+                "public",
+                2026,
+            );
         }
         for (v, vname) in villages.iter().enumerate() {
             let vcode = format!("{tcode}-V{}", v + 1);
             let (lat, lon) = at(&mut rng);
-            specs.push(Spec { code: vcode.clone(), name: format!("{tname}{vname}"), en: None, kind: "village", parent: Some(tcode.clone()), operator: "public", opened_on: "2000-01-01".into(), lat, lon });
-            push(&mut specs, &mut rng, format!("{vcode}-TP"), format!("{tname}{vname}教学点"), None, "community_teaching_point", &vcode, "public", if v == 4 { 2026 } else { 2019 });
+            specs.push(Spec {
+                code: vcode.clone(),
+                name: format!("{tname}{vname}"),
+                en: None,
+                kind: "village",
+                parent: Some(tcode.clone()),
+                operator: "public",
+                opened_on: "2000-01-01".into(),
+                lat,
+                lon,
+            });
+            push(
+                &mut specs,
+                &mut rng,
+                format!("{vcode}-TP"),
+                format!("{tname}{vname}教学点"),
+                None,
+                "community_teaching_point",
+                &vcode,
+                "public",
+                if v == 4 { 2026 } else { 2019 },
+            );
             if v == 0 {
-                push(&mut specs, &mut rng, format!("{vcode}-WP"), format!("{tname}{vname}人文行走点"), None, "walking_point", &vcode, "public", 2026);
+                push(
+                    &mut specs,
+                    &mut rng,
+                    format!("{vcode}-WP"),
+                    format!("{tname}{vname}人文行走点"),
+                    None,
+                    "walking_point",
+                    &vcode,
+                    "public",
+                    2026,
+                );
             }
         }
     }
@@ -160,22 +379,46 @@ pub async fn build(k: &Kernel) -> Result<String> {
     tx.commit().await?;
 
     for (code, name, per_unit, kind) in [
-        ("elder-course-hours", "老年教育课程学时认定", 0.05, "non_formal_learning"),
+        (
+            "elder-course-hours",
+            "老年教育课程学时认定",
+            0.05,
+            "non_formal_learning",
+        ),
         ("ce-hours", "继续教育学时转换", 0.1, "continuing_education"),
-        ("skill-cert", "职业技能等级证书认定", 4.0, "skill_certificate"),
-        ("volunteer-hours", "志愿服务时长认定", 0.02, "volunteer_service"),
+        (
+            "skill-cert",
+            "职业技能等级证书认定",
+            4.0,
+            "skill_certificate",
+        ),
+        (
+            "volunteer-hours",
+            "志愿服务时长认定",
+            0.02,
+            "volunteer_service",
+        ),
     ] {
         rules::publish(
             k,
             &system,
-            rules::NewRule { code: code.into(), name: name.into(), outcome_kind: kind.into(), credits_per_unit: per_unit, max_credits: None, valid_from: "2026-01-01".into() },
+            rules::NewRule {
+                code: code.into(),
+                name: name.into(),
+                outcome_kind: kind.into(),
+                credits_per_unit: per_unit,
+                max_credits: None,
+                valid_from: "2026-01-01".into(),
+            },
         )
         .await
         .map_err(flatten)?;
     }
 
     let surnames = ["张", "李", "王", "陈", "林", "黄", "吴", "郑", "刘", "杨"];
-    let given = ["秀英", "桂兰", "建华", "志强", "丽娟", "国庆", "美玲", "海峰", "玉珍", "明"];
+    let given = [
+        "秀英", "桂兰", "建华", "志强", "丽娟", "国庆", "美玲", "海峰", "玉珍", "明",
+    ];
     let mut persons = 0;
     let mut entries = 0;
     for t in 1..=6 {
@@ -184,10 +427,22 @@ pub async fn build(k: &Kernel) -> Result<String> {
             let home = format!("{tcode}-V{v}");
             for i in 0..10 {
                 let elder = i < 6;
-                let b = if elder { birth(&mut rng, 1946, 1970) } else { birth(&mut rng, 1975, 2004) };
-                let sex = if rng.gen_bool(0.5) { Sex::Male } else { Sex::Female };
+                let b = if elder {
+                    birth(&mut rng, 1946, 1970)
+                } else {
+                    birth(&mut rng, 1975, 2004)
+                };
+                let sex = if rng.gen_bool(0.5) {
+                    Sex::Male
+                } else {
+                    Sex::Female
+                };
                 let id = synthesize(350602 + t, b, (v * 100 + i * 7) as u32, sex);
-                let name = format!("{}{}", surnames[rng.gen_range(0..10)], given[rng.gen_range(0..10)]);
+                let name = format!(
+                    "{}{}",
+                    surnames[rng.gen_range(0..10)],
+                    given[rng.gen_range(0..10)]
+                );
                 let is_admin = v == 1 && i == 9;
                 let p = identity::create(
                     k,
@@ -195,7 +450,11 @@ pub async fn build(k: &Kernel) -> Result<String> {
                     NewPerson {
                         name,
                         id_number: id,
-                        phone: Some(format!("13{}{:08}", rng.gen_range(5..10), rng.gen_range(0..100_000_000u32))),
+                        phone: Some(format!(
+                            "13{}{:08}",
+                            rng.gen_range(5..10),
+                            rng.gen_range(0..100_000_000u32)
+                        )),
                         home_site: home.clone(),
                         login: is_admin.then(|| format!("{}-admin", tcode.to_lowercase())),
                         password: is_admin.then(|| DEMO_ADMIN.1.to_string()),
@@ -213,18 +472,40 @@ pub async fn build(k: &Kernel) -> Result<String> {
                     _ => Some(("learner", home.clone())),
                 };
                 if let Some((role, site)) = role {
-                    identity::grant(k, &system, p.id, role, &site).await.map_err(flatten)?;
+                    identity::grant(k, &system, p.id, role, &site)
+                        .await
+                        .map_err(flatten)?;
                 }
                 if rng.gen_bool(0.7) {
-                    accounts::transition(k, &system, p.id, "activate").await.map_err(flatten)?;
+                    accounts::transition(k, &system, p.id, "activate")
+                        .await
+                        .map_err(flatten)?;
                     let n = rng.gen_range(1..=3);
                     for j in 0..n {
                         let (kind, title, qty, rule, site) = if elder {
-                            ("non_formal_learning", "书法与国画（春季班）", 32.0, "elder-course-hours", format!("{tcode}-EU"))
+                            (
+                                "non_formal_learning",
+                                "书法与国画（春季班）",
+                                32.0,
+                                "elder-course-hours",
+                                format!("{tcode}-EU"),
+                            )
                         } else if j == 0 {
-                            ("continuing_education", "专业技术人员继续教育公需科目", 24.0, "ce-hours", "CITY-OU".to_string())
+                            (
+                                "continuing_education",
+                                "专业技术人员继续教育公需科目",
+                                24.0,
+                                "ce-hours",
+                                "CITY-OU".to_string(),
+                            )
                         } else {
-                            ("volunteer_service", "社区教育助学志愿服务", 12.0, "volunteer-hours", home.clone())
+                            (
+                                "volunteer_service",
+                                "社区教育助学志愿服务",
+                                12.0,
+                                "volunteer-hours",
+                                home.clone(),
+                            )
                         };
                         ledger::record(
                             k,

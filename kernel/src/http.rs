@@ -86,9 +86,14 @@ async fn ready(State(state): State<AppState>) -> Response {
     if state.kernel.db.ping().await {
         axum::Json(serde_json::json!({ "status": "ready", "database": "ok" })).into_response()
     } else {
-        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "the database does not answer")
-            .retry_after(5)
-            .into_response()
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            "the database does not answer",
+        )
+        .retry_after(5)
+        .into_response()
     }
 }
 
@@ -117,5 +122,7 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -104,7 +104,12 @@ pub struct Checked {
 /// Validate everything about a new person that needs no database.
 pub fn check(n: &NewPerson) -> std::result::Result<Checked, Vec<FieldError>> {
     let mut errs = Vec::new();
-    let mut bad = |f: &str, m: String| errs.push(FieldError { field: f.into(), message: m });
+    let mut bad = |f: &str, m: String| {
+        errs.push(FieldError {
+            field: f.into(),
+            message: m,
+        })
+    };
     let name = n.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 100 {
         bad("name", "must be 1-100 characters".into());
@@ -118,17 +123,28 @@ pub fn check(n: &NewPerson) -> std::result::Result<Checked, Vec<FieldError>> {
     };
     if let (Some(id), Some(b)) = (&id, &n.birth_date) {
         if id.birth_date().format("%Y-%m-%d").to_string() != *b {
-            bad("birth_date", format!("{b} does not match the birth date in the ID number"));
+            bad(
+                "birth_date",
+                format!("{b} does not match the birth date in the ID number"),
+            );
         }
     }
     if let (Some(id), Some(s)) = (&id, &n.sex) {
         match Sex::parse(s) {
             None => bad("sex", format!("{s:?} is not male or female")),
-            Some(sex) if sex != id.sex() => bad("sex", format!("{s} does not match the sex in the ID number")),
+            Some(sex) if sex != id.sex() => bad(
+                "sex",
+                format!("{s} does not match the sex in the ID number"),
+            ),
             Some(_) => {}
         }
     }
-    let phone = match n.phone.as_deref().filter(|p| !p.trim().is_empty()).map(Phone::parse) {
+    let phone = match n
+        .phone
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(Phone::parse)
+    {
         Some(Ok(p)) => Some(p),
         Some(Err(m)) => {
             bad("phone", m.to_string());
@@ -137,8 +153,16 @@ pub fn check(n: &NewPerson) -> std::result::Result<Checked, Vec<FieldError>> {
         None => None,
     };
     if let Some(login) = &n.login {
-        if login.len() < 3 || login.len() > 64 || !login.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')) {
-            bad("login", "must be 3-64 letters, digits, '_', '.' or '-'".into());
+        if login.len() < 3
+            || login.len() > 64
+            || !login
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        {
+            bad(
+                "login",
+                "must be 3-64 letters, digits, '_', '.' or '-'".into(),
+            );
         }
         match &n.password {
             Some(p) if p.chars().count() >= 10 => {}
@@ -188,7 +212,13 @@ pub(crate) async fn insert(
             return Err(if msg.contains("login") {
                 Error::conflict("login", "that login is taken")
             } else {
-                Error::conflict("id_number", format!("a person with ID number {} is already registered", c.id.masked()))
+                Error::conflict(
+                    "id_number",
+                    format!(
+                        "a person with ID number {} is already registered",
+                        c.id.masked()
+                    ),
+                )
             });
         }
         Err(e) => return Err(e.into()),
@@ -209,42 +239,61 @@ pub async fn create(k: &Kernel, actor: &Actor, n: NewPerson) -> Result<Person> {
         .await
         .map_err(|_| Error::invalid("home_site", format!("no site {:?}", n.home_site)))?;
     if home.status != "active" {
-        return Err(Error::invalid("home_site", format!("site {} is closed", home.code)));
+        return Err(Error::invalid(
+            "home_site",
+            format!("site {} is closed", home.code),
+        ));
     }
     actor.require_admin(&home.path, "registering a person")?;
     let login = match (&n.login, &n.password) {
-        (Some(l), Some(p)) => Some((l.as_str(), crypto::hash_password(p).map_err(|e| Error::Internal(e.into()))?)),
+        (Some(l), Some(p)) => Some((
+            l.as_str(),
+            crypto::hash_password(p).map_err(|e| Error::Internal(e.into()))?,
+        )),
         _ => None,
     };
     let mut tx = k.db.begin().await?;
     let id = insert(&mut tx, &k.pii, &checked, home.id, login).await?;
     let person = fetch(&mut tx, id).await?;
-    audit::record(&mut tx, actor, Change {
-        action: "person.create",
-        site: Some((home.id, &home.path)),
-        object_type: "person",
-        object_id: id.to_string(),
-        before: None,
-        after: Some(serde_json::to_value(&person).unwrap_or_default()),
-    })
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: "person.create",
+            site: Some((home.id, &home.path)),
+            object_type: "person",
+            object_id: id.to_string(),
+            before: None,
+            after: Some(serde_json::to_value(&person).unwrap_or_default()),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(person)
 }
 
 async fn fetch(tx: &mut Tx, id: i64) -> Result<Person> {
-    let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1")).bind(id).fetch_optional(&mut **tx).await?;
-    row.map(|r| from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("person {id}")))
+    let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| from_row(&r))
+        .transpose()?
+        .ok_or_else(|| Error::NotFound(format!("person {id}")))
 }
 
 /// True if the actor may read this person's record.
 pub fn can_read(actor: &Actor, p: &Person) -> bool {
-    actor.person_id() == Some(p.id) || actor.covers(&[Role::SiteAdmin, Role::CityAdmin], &p.home_path)
+    actor.person_id() == Some(p.id)
+        || actor.covers(&[Role::SiteAdmin, Role::CityAdmin], &p.home_path)
 }
 
 /// Get a person the actor may read (self, or an admin over their home site).
 pub async fn get(k: &Kernel, actor: &Actor, id: i64) -> Result<Person> {
-    let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1")).bind(id).fetch_optional(k.db.reader()).await?;
+    let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1"))
+        .bind(id)
+        .fetch_optional(k.db.reader())
+        .await?;
     match row.map(|r| from_row(&r)).transpose()? {
         Some(p) if can_read(actor, &p) => Ok(p),
         _ => Err(Error::NotFound(format!("person {id}"))),
@@ -260,12 +309,21 @@ pub async fn find_by_id_number(k: &Kernel, actor: &Actor, id_number: &str) -> Re
         .await?;
     match row.map(|r| from_row(&r)).transpose()? {
         Some(p) if can_read(actor, &p) => Ok(p),
-        _ => Err(Error::NotFound(format!("person with ID number {}", id.masked()))),
+        _ => Err(Error::NotFound(format!(
+            "person with ID number {}",
+            id.masked()
+        ))),
     }
 }
 
 /// List persons whose home site is in a subtree (admins), by id cursor.
-pub async fn list(k: &Kernel, actor: &Actor, site: &str, after_id: i64, limit: i64) -> Result<Vec<Person>> {
+pub async fn list(
+    k: &Kernel,
+    actor: &Actor,
+    site: &str,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<Person>> {
     let site = sites::get(&k.db, actor, site).await?;
     actor.require_admin(&site.path, "listing persons")?;
     let rows = sqlx::query(&format!(
@@ -284,21 +342,39 @@ pub async fn list(k: &Kernel, actor: &Actor, site: &str, after_id: i64, limit: i
 /// person's home site. Every read is audited, successful or not.
 pub async fn reveal_id_number(k: &Kernel, actor: &Actor, id: i64) -> Result<String> {
     let mut tx = k.db.begin().await?;
-    let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1")).bind(id).fetch_optional(&mut *tx).await?;
-    let person = row.map(|r| from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("person {id}")))?;
+    let row = sqlx::query(&format!("{SELECT} WHERE p.id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let person = row
+        .map(|r| from_row(&r))
+        .transpose()?
+        .ok_or_else(|| Error::NotFound(format!("person {id}")))?;
     if !actor.covers(&[Role::PiiReader, Role::CityAdmin], &person.home_path) {
-        return Err(Error::forbidden("reading a full ID number needs the pii_reader role over the person's home site"));
+        return Err(Error::forbidden(
+            "reading a full ID number needs the pii_reader role over the person's home site",
+        ));
     }
-    let (cipher,): (Vec<u8>,) = sqlx::query_as("SELECT id_cipher FROM persons WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
-    let plain = k.pii.decrypt(&cipher).map_err(|e| Error::Internal(e.into()))?;
-    audit::record(&mut tx, actor, Change {
-        action: "person.id_number.read",
-        site: Some((person.home_site_id, &person.home_path)),
-        object_type: "person",
-        object_id: id.to_string(),
-        before: None,
-        after: None,
-    })
+    let (cipher,): (Vec<u8>,) = sqlx::query_as("SELECT id_cipher FROM persons WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let plain = k
+        .pii
+        .decrypt(&cipher)
+        .map_err(|e| Error::Internal(e.into()))?;
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: "person.id_number.read",
+            site: Some((person.home_site_id, &person.home_path)),
+            object_type: "person",
+            object_id: id.to_string(),
+            before: None,
+            after: None,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(plain)
@@ -318,29 +394,53 @@ pub struct RoleGrant {
 }
 
 /// Grant `role` at `site` to a person.
-pub async fn grant(k: &Kernel, actor: &Actor, person_id: i64, role: &str, site: &str) -> Result<RoleGrant> {
+pub async fn grant(
+    k: &Kernel,
+    actor: &Actor,
+    person_id: i64,
+    role: &str,
+    site: &str,
+) -> Result<RoleGrant> {
     let role = Role::parse(role)?;
     let person = get(k, actor, person_id).await?;
-    let site = sites::get(&k.db, actor, site).await.map_err(|_| Error::invalid("site", format!("no site {site:?}")))?;
+    let site = sites::get(&k.db, actor, site)
+        .await
+        .map_err(|_| Error::invalid("site", format!("no site {site:?}")))?;
     match role {
         Role::CityAdmin => {
             actor.require_city_admin("granting city_admin")?;
             if site.kind != "city" {
-                return Err(Error::invalid("site", "city_admin is granted only at the city site"));
+                return Err(Error::invalid(
+                    "site",
+                    "city_admin is granted only at the city site",
+                ));
             }
         }
         Role::PiiReader => actor.require_city_admin("granting pii_reader")?,
         Role::SiteAdmin => {
             // A peer admin is made from above: an admin of the parent (or city).
-            let parent = site.path.trim_end_matches(&format!("{}/", site.id)).to_string();
+            let parent = site
+                .path
+                .trim_end_matches(&format!("{}/", site.id))
+                .to_string();
             if !actor.is_city_admin() {
-                actor.require_admin(if site.parent_id.is_some() { &parent } else { &site.path }, "granting site_admin")?;
+                actor.require_admin(
+                    if site.parent_id.is_some() {
+                        &parent
+                    } else {
+                        &site.path
+                    },
+                    "granting site_admin",
+                )?;
             }
         }
         _ => actor.require_admin(&site.path, "granting a role")?,
     }
     if site.status != "active" {
-        return Err(Error::invalid("site", format!("site {} is closed", site.code)));
+        return Err(Error::invalid(
+            "site",
+            format!("site {} is closed", site.code),
+        ));
     }
     let mut tx = k.db.begin().await?;
     let res = sqlx::query(
@@ -356,19 +456,36 @@ pub async fn grant(k: &Kernel, actor: &Actor, person_id: i64, role: &str, site: 
     let id: i64 = match res {
         Ok(row) => col(&row, "id")?,
         Err(e) if is_unique_violation(&e) => {
-            return Err(Error::conflict("role", format!("{} already holds {} at {}", person.id, role.as_str(), site.code)))
+            return Err(Error::conflict(
+                "role",
+                format!(
+                    "{} already holds {} at {}",
+                    person.id,
+                    role.as_str(),
+                    site.code
+                ),
+            ))
         }
         Err(e) => return Err(e.into()),
     };
-    let g = RoleGrant { id, role: role.as_str().into(), site_id: site.id, site_code: site.code.clone() };
-    audit::record(&mut tx, actor, Change {
-        action: "role.grant",
-        site: Some((site.id, &site.path)),
-        object_type: "person",
-        object_id: person.id.to_string(),
-        before: None,
-        after: Some(serde_json::to_value(&g).unwrap_or_default()),
-    })
+    let g = RoleGrant {
+        id,
+        role: role.as_str().into(),
+        site_id: site.id,
+        site_code: site.code.clone(),
+    };
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: "role.grant",
+            site: Some((site.id, &site.path)),
+            object_type: "person",
+            object_id: person.id.to_string(),
+            before: None,
+            after: Some(serde_json::to_value(&g).unwrap_or_default()),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(g)
@@ -397,14 +514,18 @@ pub async fn revoke(k: &Kernel, actor: &Actor, person_id: i64, grant_id: i64) ->
         .bind(grant_id)
         .execute(&mut *tx)
         .await?;
-    audit::record(&mut tx, actor, Change {
-        action: "role.revoke",
-        site: Some((site_id, &path)),
-        object_type: "person",
-        object_id: person.id.to_string(),
-        before: Some(serde_json::json!({ "grant_id": grant_id, "role": role })),
-        after: None,
-    })
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: "role.revoke",
+            site: Some((site_id, &path)),
+            object_type: "person",
+            object_id: person.id.to_string(),
+            before: Some(serde_json::json!({ "grant_id": grant_id, "role": role })),
+            after: None,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(())
@@ -420,7 +541,15 @@ pub async fn roles(k: &Kernel, actor: &Actor, person_id: i64) -> Result<Vec<Role
     .bind(person.id)
     .fetch_all(k.db.reader())
     .await?;
-    Ok(rows.into_iter().map(|(id, role, site_id, site_code)| RoleGrant { id, role, site_id, site_code }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, role, site_id, site_code)| RoleGrant {
+            id,
+            role,
+            site_id,
+            site_code,
+        })
+        .collect())
 }
 
 /// A freshly issued bearer token.
@@ -467,7 +596,11 @@ pub async fn login(k: &Kernel, login: &str, password: &str) -> Result<IssuedToke
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(IssuedToken { token, expires_at, person_id })
+    Ok(IssuedToken {
+        token,
+        expires_at,
+        person_id,
+    })
 }
 
 /// Resolve a bearer token to a caller with live grants.
@@ -482,10 +615,14 @@ pub async fn authenticate(k: &Kernel, token: &str) -> Result<Caller> {
     let (person_id, expires_at, revoked_at, home_path) =
         row.ok_or_else(|| Error::Unauthenticated("the bearer token is not valid".into()))?;
     if revoked_at.is_some() {
-        return Err(Error::Unauthenticated("the bearer token was revoked".into()));
+        return Err(Error::Unauthenticated(
+            "the bearer token was revoked".into(),
+        ));
     }
     if expires_at <= now_micros() {
-        return Err(Error::Unauthenticated("the bearer token has expired".into()));
+        return Err(Error::Unauthenticated(
+            "the bearer token has expired".into(),
+        ));
     }
     caller(k, person_id, home_path).await
 }
@@ -501,9 +638,19 @@ pub async fn caller(k: &Kernel, person_id: i64, home_path: String) -> Result<Cal
     .await?;
     let grants = grants
         .into_iter()
-        .filter_map(|(role, site_id, site_path)| Role::parse(&role).ok().map(|role| Grant { role, site_id, site_path }))
+        .filter_map(|(role, site_id, site_path)| {
+            Role::parse(&role).ok().map(|role| Grant {
+                role,
+                site_id,
+                site_path,
+            })
+        })
         .collect();
-    Ok(Caller { person_id, home_path, grants })
+    Ok(Caller {
+        person_id,
+        home_path,
+        grants,
+    })
 }
 
 /// Revoke a bearer token (sign out).

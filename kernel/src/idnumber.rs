@@ -90,8 +90,8 @@ impl ResidentId {
         {
             return Err(IdError::Format);
         }
-        let birth = NaiveDate::parse_from_str(&value[6..14], "%Y%m%d")
-            .map_err(|_| IdError::BirthDate)?;
+        let birth =
+            NaiveDate::parse_from_str(&value[6..14], "%Y%m%d").map_err(|_| IdError::BirthDate)?;
         if birth.year_ce().1 < 1900 || birth > chrono::Utc::now().date_naive() {
             return Err(IdError::BirthDate);
         }
@@ -148,10 +148,7 @@ pub struct Phone(String);
 impl Phone {
     /// Parse, accepting an optional `+86`/`86` prefix, spaces and dashes.
     pub fn parse(input: &str) -> Result<Phone, &'static str> {
-        let digits: String = input
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-'))
-            .collect();
+        let digits: String = input.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
         let digits = digits
             .strip_prefix("+86")
             .or_else(|| digits.strip_prefix("0086"))
@@ -193,7 +190,12 @@ pub fn synthesize(region: u32, birth: NaiveDate, seq: u32, sex: Sex) -> String {
     if (seq % 2 == 1) != want_odd {
         seq = (seq + 1) % 1000;
     }
-    let first17 = format!("{:06}{}{:03}", region % 1_000_000, birth.format("%Y%m%d"), seq);
+    let first17 = format!(
+        "{:06}{}{:03}",
+        region % 1_000_000,
+        birth.format("%Y%m%d"),
+        seq
+    );
     let c = check_char(&first17);
     format!("{first17}{c}")
 }
@@ -207,7 +209,10 @@ mod tests {
         // The example from the GB 11643 standard.
         let id = ResidentId::parse("11010519491231002x").unwrap();
         assert_eq!(id.expose(), "11010519491231002X");
-        assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31).unwrap());
+        assert_eq!(
+            id.birth_date(),
+            NaiveDate::from_ymd_opt(1949, 12, 31).unwrap()
+        );
         assert_eq!(id.sex(), Sex::Female);
         assert_eq!(id.masked(), "1101**********002X");
         assert_eq!(format!("{id:?}"), "ResidentId(1101**********002X)");
@@ -216,9 +221,15 @@ mod tests {
     #[test]
     fn refuses_bad_numbers_without_echoing_them() {
         assert_eq!(ResidentId::parse("123"), Err(IdError::Format));
-        assert_eq!(ResidentId::parse("110105194913310021"), Err(IdError::BirthDate));
+        assert_eq!(
+            ResidentId::parse("110105194913310021"),
+            Err(IdError::BirthDate)
+        );
         let err = ResidentId::parse("110105194912310021").unwrap_err();
-        assert_eq!(err.to_string(), "1101**********0021 fails the GB 11643 check digit");
+        assert_eq!(
+            err.to_string(),
+            "1101**********0021 fails the GB 11643 check digit"
+        );
     }
 
     #[test]

@@ -206,18 +206,34 @@ fn validate_new(n: &NewSite) -> Vec<FieldError> {
         })
     };
     if !valid_code(&n.code) {
-        bad("code", "must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit".into());
+        bad(
+            "code",
+            "must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit".into(),
+        );
     }
     if n.name_zh.trim().is_empty() || n.name_zh.chars().count() > 200 {
         bad("name_zh", "must be 1-200 characters".into());
     }
     if allowed_parents(&n.kind).is_none() {
         let kinds: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
-        bad("kind", format!("unknown kind {:?}; expected one of {}", n.kind, kinds.join(", ")));
+        bad(
+            "kind",
+            format!(
+                "unknown kind {:?}; expected one of {}",
+                n.kind,
+                kinds.join(", ")
+            ),
+        );
     }
     if let Some(op) = &n.operator {
         if !OPERATORS.contains(&op.as_str()) {
-            bad("operator", format!("unknown operator {op:?}; expected one of {}", OPERATORS.join(", ")));
+            bad(
+                "operator",
+                format!(
+                    "unknown operator {op:?}; expected one of {}",
+                    OPERATORS.join(", ")
+                ),
+            );
         }
     }
     check_coords(n.latitude, n.longitude, &mut bad);
@@ -254,7 +270,8 @@ fn valid_code(code: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// Fetch a site by id on any executor.
@@ -311,19 +328,18 @@ pub async fn create_in(tx: &mut Tx, actor: &Actor, n: NewSite) -> Result<Site> {
         return Err(Error::Invalid(errs));
     }
     let parents = allowed_parents(&n.kind).unwrap_or(&[]);
-    let parent = match (&n.parent_code, n.parent_id) {
-        (Some(code), _) => Some(
-            fetch_by_code(&mut **tx, code)
-                .await?
-                .ok_or_else(|| Error::invalid("parent_code", format!("no site has code {code:?}")))?,
-        ),
-        (None, Some(id)) => Some(
-            fetch(&mut **tx, id)
-                .await?
-                .ok_or_else(|| Error::invalid("parent_id", format!("no site has id {id}")))?,
-        ),
-        (None, None) => None,
-    };
+    let parent =
+        match (&n.parent_code, n.parent_id) {
+            (Some(code), _) => Some(fetch_by_code(&mut **tx, code).await?.ok_or_else(|| {
+                Error::invalid("parent_code", format!("no site has code {code:?}"))
+            })?),
+            (None, Some(id)) => Some(
+                fetch(&mut **tx, id)
+                    .await?
+                    .ok_or_else(|| Error::invalid("parent_id", format!("no site has id {id}")))?,
+            ),
+            (None, None) => None,
+        };
     let level = match &parent {
         None if n.kind == "city" => {
             actor.require_city_admin("creating the city")?;
@@ -332,7 +348,10 @@ pub async fn create_in(tx: &mut Tx, actor: &Actor, n: NewSite) -> Result<Site> {
                     .fetch_optional(&mut **tx)
                     .await?;
             if existing.is_some() {
-                return Err(Error::conflict("kind", "the city site already exists; there is one root"));
+                return Err(Error::conflict(
+                    "kind",
+                    "the city site already exists; there is one root",
+                ));
             }
             0
         }
@@ -344,7 +363,10 @@ pub async fn create_in(tx: &mut Tx, actor: &Actor, n: NewSite) -> Result<Site> {
         }
         Some(p) => {
             if n.kind == "city" {
-                return Err(Error::invalid("parent_code", "the city is the root and has no parent"));
+                return Err(Error::invalid(
+                    "parent_code",
+                    "the city is the root and has no parent",
+                ));
             }
             if !parents.contains(&p.kind.as_str()) {
                 return Err(Error::invalid(
@@ -359,7 +381,10 @@ pub async fn create_in(tx: &mut Tx, actor: &Actor, n: NewSite) -> Result<Site> {
                 ));
             }
             if p.status != "active" {
-                return Err(Error::invalid("parent_code", format!("parent {} is closed", p.code)));
+                return Err(Error::invalid(
+                    "parent_code",
+                    format!("parent {} is closed", p.code),
+                ));
             }
             actor.require_admin(&p.path, "creating a site")?;
             LEVELS.iter().position(|l| *l == p.level).unwrap_or(0) as i64
@@ -393,7 +418,10 @@ pub async fn create_in(tx: &mut Tx, actor: &Actor, n: NewSite) -> Result<Site> {
     let id: i64 = match inserted {
         Ok(row) => col(&row, "id")?,
         Err(e) if is_unique_violation(&e) => {
-            return Err(Error::conflict("code", format!("a site with code {:?} already exists", n.code)))
+            return Err(Error::conflict(
+                "code",
+                format!("a site with code {:?} already exists", n.code),
+            ))
         }
         Err(e) => return Err(e.into()),
     };
@@ -403,7 +431,9 @@ pub async fn create_in(tx: &mut Tx, actor: &Actor, n: NewSite) -> Result<Site> {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    let site = fetch(&mut **tx, id).await?.ok_or_else(|| Error::NotFound("site".into()))?;
+    let site = fetch(&mut **tx, id)
+        .await?
+        .ok_or_else(|| Error::NotFound("site".into()))?;
     audit::record(
         tx,
         actor,
@@ -431,26 +461,43 @@ pub async fn create(db: &Db, actor: &Actor, n: NewSite) -> Result<Site> {
 /// Apply a patch (and possibly a move) to a site.
 pub async fn update(db: &Db, actor: &Actor, reference: &str, patch: SitePatch) -> Result<Site> {
     let mut errs = Vec::new();
-    check_coords(patch.latitude, patch.longitude, &mut |f: &str, m: String| {
-        errs.push(FieldError { field: f.into(), message: m })
-    });
+    check_coords(
+        patch.latitude,
+        patch.longitude,
+        &mut |f: &str, m: String| {
+            errs.push(FieldError {
+                field: f.into(),
+                message: m,
+            })
+        },
+    );
     if let Some(name) = &patch.name_zh {
         if name.trim().is_empty() || name.chars().count() > 200 {
-            errs.push(FieldError { field: "name_zh".into(), message: "must be 1-200 characters".into() });
+            errs.push(FieldError {
+                field: "name_zh".into(),
+                message: "must be 1-200 characters".into(),
+            });
         }
     }
     if let Some(op) = &patch.operator {
         if !OPERATORS.contains(&op.as_str()) {
             errs.push(FieldError {
                 field: "operator".into(),
-                message: format!("unknown operator {op:?}; expected one of {}", OPERATORS.join(", ")),
+                message: format!(
+                    "unknown operator {op:?}; expected one of {}",
+                    OPERATORS.join(", ")
+                ),
             });
         }
     }
     if !errs.is_empty() {
         return Err(Error::Invalid(errs));
     }
-    let opened_on = patch.opened_on.as_deref().map(|d| parse_date("opened_on", d)).transpose()?;
+    let opened_on = patch
+        .opened_on
+        .as_deref()
+        .map(|d| parse_date("opened_on", d))
+        .transpose()?;
     let mut tx = db.begin().await?;
     let before = resolve_in(&mut tx, actor, reference).await?;
     actor.require_admin(&before.path, "editing a site")?;
@@ -476,7 +523,9 @@ pub async fn update(db: &Db, actor: &Actor, reference: &str, patch: SitePatch) -
     .bind(before.id)
     .execute(&mut *tx)
     .await?;
-    let after = fetch(&mut *tx, before.id).await?.ok_or_else(|| Error::NotFound("site".into()))?;
+    let after = fetch(&mut *tx, before.id)
+        .await?
+        .ok_or_else(|| Error::NotFound("site".into()))?;
     audit::record(
         &mut tx,
         actor,
@@ -513,24 +562,44 @@ async fn move_site(tx: &mut Tx, actor: &Actor, site: &Site, new_parent_code: &st
     let parents = allowed_parents(&site.kind).unwrap_or(&[]);
     let parent = fetch_by_code(&mut **tx, new_parent_code)
         .await?
-        .ok_or_else(|| Error::invalid("parent_code", format!("no site has code {new_parent_code:?}")))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                "parent_code",
+                format!("no site has code {new_parent_code:?}"),
+            )
+        })?;
     if parent.path.starts_with(&site.path) {
         return Err(Error::conflict(
             "parent_code",
-            format!("moving {} under {} would make a cycle", site.code, parent.code),
+            format!(
+                "moving {} under {} would make a cycle",
+                site.code, parent.code
+            ),
         ));
     }
     if !parents.contains(&parent.kind.as_str()) {
         return Err(Error::invalid(
             "parent_code",
-            format!("a {} must be under a {}, but {} is a {}", site.kind, parents.join(" or "), parent.code, parent.kind),
+            format!(
+                "a {} must be under a {}, but {} is a {}",
+                site.kind,
+                parents.join(" or "),
+                parent.code,
+                parent.kind
+            ),
         ));
     }
     if parent.status != "active" {
-        return Err(Error::invalid("parent_code", format!("parent {} is closed", parent.code)));
+        return Err(Error::invalid(
+            "parent_code",
+            format!("parent {} is closed", parent.code),
+        ));
     }
     // Moving is a structural change of both the old and the new parent.
-    let old_parent_path = site.path.trim_end_matches(&format!("{}/", site.id)).to_string();
+    let old_parent_path = site
+        .path
+        .trim_end_matches(&format!("{}/", site.id))
+        .to_string();
     actor.require_admin(&old_parent_path, "moving a site")?;
     actor.require_admin(&parent.path, "moving a site")?;
     let new_path = format!("{}{}/", parent.path, site.id);
@@ -560,12 +629,18 @@ pub async fn close(db: &Db, actor: &Actor, reference: &str, on: Option<String>) 
     let mut tx = db.begin().await?;
     let before = resolve_in(&mut tx, actor, reference).await?;
     let parent_path = match before.parent_id {
-        Some(_) => before.path.trim_end_matches(&format!("{}/", before.id)).to_string(),
+        Some(_) => before
+            .path
+            .trim_end_matches(&format!("{}/", before.id))
+            .to_string(),
         None => before.path.clone(),
     };
     actor.require_admin(&parent_path, "closing a site")?;
     if before.status == "closed" {
-        return Err(Error::Conflict { field: None, message: format!("site {} is already closed", before.code) });
+        return Err(Error::Conflict {
+            field: None,
+            message: format!("site {} is already closed", before.code),
+        });
     }
     let (open_children,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM sites WHERE parent_id = $1 AND status = 'active'")
@@ -575,16 +650,23 @@ pub async fn close(db: &Db, actor: &Actor, reference: &str, on: Option<String>) 
     if open_children > 0 {
         return Err(Error::Conflict {
             field: None,
-            message: format!("site {} still has {open_children} active child sites; close them first", before.code),
+            message: format!(
+                "site {} still has {open_children} active child sites; close them first",
+                before.code
+            ),
         });
     }
-    sqlx::query("UPDATE sites SET status = 'closed', closed_on = $1, updated_at = $2 WHERE id = $3")
-        .bind(&closed_on)
-        .bind(now_micros())
-        .bind(before.id)
-        .execute(&mut *tx)
-        .await?;
-    let after = fetch(&mut *tx, before.id).await?.ok_or_else(|| Error::NotFound("site".into()))?;
+    sqlx::query(
+        "UPDATE sites SET status = 'closed', closed_on = $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(&closed_on)
+    .bind(now_micros())
+    .bind(before.id)
+    .execute(&mut *tx)
+    .await?;
+    let after = fetch(&mut *tx, before.id)
+        .await?
+        .ok_or_else(|| Error::NotFound("site".into()))?;
     audit::record(
         &mut tx,
         actor,
@@ -610,7 +692,10 @@ pub async fn children(db: &Db, actor: &Actor, reference: &str) -> Result<Vec<Sit
         .fetch_all(db.reader())
         .await?;
     let all: Vec<Site> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-    Ok(all.into_iter().filter(|s| actor.can_see_site(&s.path)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|s| actor.can_see_site(&s.path))
+        .collect())
 }
 
 /// Ancestors from the city down to the site's parent.
@@ -654,13 +739,19 @@ pub async fn list(db: &Db, actor: &Actor, q: ListQuery) -> Result<Vec<Site>> {
         Some(reference) => {
             let site = get(db, actor, reference).await?;
             let visible = actor.visible_scopes();
-            let inside = visible.as_ref().is_none_or(|v| v.iter().any(|p| site.path.starts_with(p)));
+            let inside = visible
+                .as_ref()
+                .is_none_or(|v| v.iter().any(|p| site.path.starts_with(p)));
             if !inside {
-                return Err(Error::forbidden("listing a subtree needs a role at that site or above"));
+                return Err(Error::forbidden(
+                    "listing a subtree needs a role at that site or above",
+                ));
             }
             vec![site.path]
         }
-        None => actor.visible_scopes().unwrap_or_else(|| vec!["/".to_string()]),
+        None => actor
+            .visible_scopes()
+            .unwrap_or_else(|| vec!["/".to_string()]),
     };
     if let Some(kind) = &q.kind {
         if allowed_parents(kind).is_none() {
@@ -678,7 +769,11 @@ pub async fn list(db: &Db, actor: &Actor, q: ListQuery) -> Result<Vec<Site>> {
         if i > 0 {
             sql.push_str(" OR ");
         }
-        sql.push_str(&format!("(s.path >= ${} AND s.path < ${})", binds.len() + 1, binds.len() + 2));
+        sql.push_str(&format!(
+            "(s.path >= ${} AND s.path < ${})",
+            binds.len() + 1,
+            binds.len() + 2
+        ));
         binds.push(scope.clone());
         binds.push(path_upper(scope));
     }
@@ -696,13 +791,16 @@ pub async fn list(db: &Db, actor: &Actor, q: ListQuery) -> Result<Vec<Site>> {
         sql.push_str(&format!(" AND s.status = ${}", binds.len()));
     }
     if let Some(text) = &q.q {
-        binds.push(format!("%{}%", text.replace('%', "").replace('_', "")));
+        binds.push(format!("%{}%", text.replace(['%', '_'], "")));
         sql.push_str(&format!(
             " AND (s.name_zh LIKE ${0} OR s.name_en LIKE ${0} OR s.code LIKE ${0})",
             binds.len()
         ));
     }
-    sql.push_str(&format!(" ORDER BY s.path LIMIT {}", q.limit.clamp(1, 10_000)));
+    sql.push_str(&format!(
+        " ORDER BY s.path LIMIT {}",
+        q.limit.clamp(1, 10_000)
+    ));
     let mut query = sqlx::query(&sql);
     for b in &binds {
         query = query.bind(b.as_str());

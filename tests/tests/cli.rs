@@ -6,13 +6,26 @@ use tests::Deployment;
 
 fn run(dep: &Deployment, args: &[&str]) -> (i32, String, String) {
     let out = dep.command().args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn every_command_has_help() {
     let dep = Deployment::sqlite();
-    for cmd in [&["serve"][..], &["migrate"], &["admin", "bootstrap"], &["site", "import"], &["site", "export"], &["person", "import"], &["ledger", "verify"], &["demo"]] {
+    for cmd in [
+        &["serve"][..],
+        &["migrate"],
+        &["admin", "bootstrap"],
+        &["site", "import"],
+        &["site", "export"],
+        &["person", "import"],
+        &["ledger", "verify"],
+        &["demo"],
+    ] {
         let mut args: Vec<&str> = cmd.to_vec();
         args.push("--help");
         let (code, out, _) = run(&dep, &args);
@@ -27,19 +40,36 @@ fn imports_report_row_errors_and_write_nothing() {
     let (code, _, err) = run(&dep, &["migrate"]);
     assert_eq!(code, 0, "{err}");
     let sites = dep.dir.path().join("sites.csv");
-    std::fs::write(&sites, "code,name_zh,kind,parent_code\nC,市,city,\nT1,一镇,township,C\nV1,一村,village,C\n").unwrap();
+    std::fs::write(
+        &sites,
+        "code,name_zh,kind,parent_code\nC,市,city,\nT1,一镇,township,C\nV1,一村,village,C\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&dep, &["site", "import", sites.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert_eq!(err, "line 4: parent_code: a village must be under a township, but C is a city\nerror: 1 row error(s); nothing was imported\n");
     let (code, out, _) = run(&dep, &["site", "export"]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 1, "nothing was written: {out}");
-    std::fs::write(&sites, "code,name_zh,kind,parent_code\nC,市,city,\nT1,一镇,township,C\nV1,一村,village,T1\n").unwrap();
+    std::fs::write(
+        &sites,
+        "code,name_zh,kind,parent_code\nC,市,city,\nT1,一镇,township,C\nV1,一村,village,T1\n",
+    )
+    .unwrap();
     let (code, out, err) = run(&dep, &["site", "import", sites.to_str().unwrap()]);
-    assert_eq!((code, out.as_str()), (0, "imported: 3 created, 0 updated\n"), "{err}");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "imported: 3 created, 0 updated\n"),
+        "{err}"
+    );
 
     let persons = dep.dir.path().join("persons.csv");
-    let good = kernel::idnumber::synthesize(350602, chrono::NaiveDate::from_ymd_opt(1955, 1, 2).unwrap(), 5, kernel::idnumber::Sex::Male);
+    let good = kernel::idnumber::synthesize(
+        350602,
+        chrono::NaiveDate::from_ymd_opt(1955, 1, 2).unwrap(),
+        5,
+        kernel::idnumber::Sex::Male,
+    );
     let mut f = std::fs::File::create(&persons).unwrap();
     writeln!(f, "name,id_number,phone,home_site").unwrap();
     writeln!(f, "甲,{good},13800001111,V1").unwrap();
@@ -48,7 +78,11 @@ fn imports_report_row_errors_and_write_nothing() {
     let (code, out, err) = run(&dep, &["person", "import", persons.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert_eq!(err, "line 3: id_number: 1101**********0021 fails the GB 11643 check digit\nerror: 1 row error(s); nothing was imported\n");
-    std::fs::write(&persons, format!("name,id_number,phone,home_site\n甲,{good},13800001111,V1\n")).unwrap();
+    std::fs::write(
+        &persons,
+        format!("name,id_number,phone,home_site\n甲,{good},13800001111,V1\n"),
+    )
+    .unwrap();
     let (code, out, err) = run(&dep, &["person", "import", persons.to_str().unwrap()]);
     assert_eq!((code, out.as_str()), (0, "imported 1 persons\n"), "{err}");
     let (code, out, _) = run(&dep, &["ledger", "verify"]);
@@ -61,11 +95,35 @@ fn bad_configuration_is_one_line() {
     let dep = Deployment::sqlite();
     let (code, _, err) = run(&dep, &["--config", "/nonexistent/lifelong.toml", "migrate"]);
     assert_eq!(code, 1);
-    assert_eq!(err, "error: cannot read config file /nonexistent/lifelong.toml: entity not found\n");
-    let out = dep.command().env("LIFELONG_DATABASE_URL", "mysql://x").arg("migrate").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: unsupported database URL (expected sqlite://… or postgres://…): mysql://x\n");
-    let out = dep.command().env("LIFELONG_PII_KEY", "short").arg("migrate").output().unwrap();
+    assert_eq!(
+        err,
+        "error: cannot read config file /nonexistent/lifelong.toml: entity not found\n"
+    );
+    let out = dep
+        .command()
+        .env("LIFELONG_DATABASE_URL", "mysql://x")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: unsupported database URL (expected sqlite://… or postgres://…): mysql://x\n"
+    );
+    let out = dep
+        .command()
+        .env("LIFELONG_PII_KEY", "short")
+        .arg("migrate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "migrate does not need the key");
-    let out = dep.command().env("LIFELONG_PII_KEY", "short").args(["ledger", "verify"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "error: pii_key: the PII key must be 32 bytes written as 64 hex characters\n");
+    let out = dep
+        .command()
+        .env("LIFELONG_PII_KEY", "short")
+        .args(["ledger", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: pii_key: the PII key must be 32 bytes written as 64 hex characters\n"
+    );
 }

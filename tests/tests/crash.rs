@@ -31,11 +31,24 @@ async fn token(client: &reqwest::Client, url: &str) -> String {
 async fn kill_mid_stream(dep: Deployment) {
     let out = dep
         .command()
-        .args(["admin", "bootstrap", "--login", "admin", "--name", "管理员", "--id-number", &id(1)])
+        .args([
+            "admin",
+            "bootstrap",
+            "--login",
+            "admin",
+            "--name",
+            "管理员",
+            "--id-number",
+            &id(1),
+        ])
         .env("LIFELONG_ADMIN_PASSWORD", "correct-horse-battery")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (mut child, url) = dep.serve();
     let client = reqwest::Client::new();
     let tok = token(&client, &url).await;
@@ -54,7 +67,13 @@ async fn kill_mid_stream(dep: Deployment) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1000);
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (client, url, tok, acked, tx) = (client.clone(), url.clone(), tok.clone(), acked.clone(), tx.clone());
+        let (client, url, tok, acked, tx) = (
+            client.clone(),
+            url.clone(),
+            tok.clone(),
+            acked.clone(),
+            tx.clone(),
+        );
         writers.push(tokio::spawn(async move {
             for i in 0..10_000 {
                 let key = format!("w{w}-{i}");
@@ -98,7 +117,15 @@ async fn kill_mid_stream(dep: Deployment) {
         if let Some(c) = &cursor {
             q.push_str(&format!("&cursor={c}"));
         }
-        let st: Value = client.get(q).bearer_auth(&tok).send().await.unwrap().json().await.unwrap();
+        let st: Value = client
+            .get(q)
+            .bearer_auth(&tok)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         for e in st["entries"].as_array().unwrap() {
             present.insert(e["idempotency_key"].as_str().unwrap().to_string());
         }
@@ -113,9 +140,16 @@ async fn kill_mid_stream(dep: Deployment) {
     child.wait().unwrap();
     let out = dep.command().args(["ledger", "verify"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("ok: "), "{stdout}");
-    assert!(stdout.contains(&format!("{} entries", present.len())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} entries", present.len())),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,10 @@ pub fn unit_for(kind: &str) -> &'static str {
 pub fn to_milli(field: &str, v: f64) -> Result<i64> {
     let m = v * 1000.0;
     if !m.is_finite() || (m - m.round()).abs() > 1e-6 || m.abs() > 1e15 {
-        return Err(Error::invalid(field, "must be a number with at most 3 decimal places"));
+        return Err(Error::invalid(
+            field,
+            "must be a number with at most 3 decimal places",
+        ));
     }
     Ok(m.round() as i64)
 }
@@ -271,8 +274,18 @@ struct Request {
 impl Request {
     fn content_hash(&self) -> Vec<u8> {
         let v = serde_json::json!([
-            self.account_person, self.kind, self.title, self.quantity_milli, self.unit, self.occurred_on,
-            self.source_site_id, self.issuer, self.reference, self.evidence, self.rule, self.reverses
+            self.account_person,
+            self.kind,
+            self.title,
+            self.quantity_milli,
+            self.unit,
+            self.occurred_on,
+            self.source_site_id,
+            self.issuer,
+            self.reference,
+            self.evidence,
+            self.rule,
+            self.reverses
         ]);
         Sha256::digest(v.to_string().as_bytes()).to_vec()
     }
@@ -280,7 +293,10 @@ impl Request {
 
 fn check_text(field: &str, v: &Option<String>, max: usize) -> Result<()> {
     match v {
-        Some(s) if s.chars().count() > max => Err(Error::invalid(field, format!("must be at most {max} characters"))),
+        Some(s) if s.chars().count() > max => Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        )),
         _ => Ok(()),
     }
 }
@@ -295,14 +311,29 @@ pub enum Recorded {
 }
 
 /// Record a learning outcome from `origin` (`kernel` for the API, `plugin:<id>`).
-pub async fn record(k: &Kernel, actor: &Actor, origin: &str, n: NewEntry) -> Result<(Entry, Recorded)> {
+pub async fn record(
+    k: &Kernel,
+    actor: &Actor,
+    origin: &str,
+    n: NewEntry,
+) -> Result<(Entry, Recorded)> {
     if !KINDS.contains(&n.kind.as_str()) {
-        return Err(Error::invalid("kind", format!("unknown kind {:?}; expected one of {}", n.kind, KINDS.join(", "))));
+        return Err(Error::invalid(
+            "kind",
+            format!(
+                "unknown kind {:?}; expected one of {}",
+                n.kind,
+                KINDS.join(", ")
+            ),
+        ));
     }
     let unit = unit_for(&n.kind);
     if let Some(u) = &n.unit {
         if u != unit {
-            return Err(Error::invalid("unit", format!("a {} is measured in {unit}, not {u}", n.kind)));
+            return Err(Error::invalid(
+                "unit",
+                format!("a {} is measured in {unit}, not {u}", n.kind),
+            ));
         }
     }
     let quantity_milli = to_milli("quantity", n.quantity)?;
@@ -313,7 +344,10 @@ pub async fn record(k: &Kernel, actor: &Actor, origin: &str, n: NewEntry) -> Res
         return Err(Error::invalid("title", "must be 1-200 characters"));
     }
     if n.idempotency_key.is_empty() || n.idempotency_key.len() > 200 {
-        return Err(Error::invalid("idempotency_key", "must be 1-200 characters"));
+        return Err(Error::invalid(
+            "idempotency_key",
+            "must be 1-200 characters",
+        ));
     }
     check_text("issuer", &n.issuer, 200)?;
     check_text("reference", &n.reference, 200)?;
@@ -342,26 +376,46 @@ pub async fn record(k: &Kernel, actor: &Actor, origin: &str, n: NewEntry) -> Res
 }
 
 /// Reverse an entry (the only correction there is).
-pub async fn reverse(k: &Kernel, actor: &Actor, entry_id: i64, reason: &str, idempotency_key: &str) -> Result<(Entry, Recorded)> {
+pub async fn reverse(
+    k: &Kernel,
+    actor: &Actor,
+    entry_id: i64,
+    reason: &str,
+    idempotency_key: &str,
+) -> Result<(Entry, Recorded)> {
     if reason.trim().is_empty() || reason.chars().count() > 500 {
         return Err(Error::invalid("reason", "must be 1-500 characters"));
     }
     if idempotency_key.is_empty() || idempotency_key.len() > 200 {
-        return Err(Error::invalid("idempotency_key", "must be 1-200 characters"));
+        return Err(Error::invalid(
+            "idempotency_key",
+            "must be 1-200 characters",
+        ));
     }
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ledger_entries WHERE id = $1"))
-        .bind(entry_id)
-        .fetch_optional(k.db.reader())
-        .await?;
-    let original = row.map(|r| stored(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("ledger entry {entry_id}")))?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM ledger_entries WHERE id = $1"
+    ))
+    .bind(entry_id)
+    .fetch_optional(k.db.reader())
+    .await?;
+    let original = row
+        .map(|r| stored(&r))
+        .transpose()?
+        .ok_or_else(|| Error::NotFound(format!("ledger entry {entry_id}")))?;
     if original.reverses_entry_id.is_some() {
-        return Err(Error::invalid("entry", "a reversal cannot itself be reversed"));
+        return Err(Error::invalid(
+            "entry",
+            "a reversal cannot itself be reversed",
+        ));
     }
     let site = match original.source_site_id {
         Some(id) => sites::fetch(k.db.reader(), id).await?,
         None => None,
     };
-    let path = site.as_ref().map(|s| s.path.clone()).unwrap_or_else(|| "/".into());
+    let path = site
+        .as_ref()
+        .map(|s| s.path.clone())
+        .unwrap_or_else(|| "/".into());
     actor.require_admin(&path, "reversing a ledger entry")?;
     let (person_id,): (i64,) = sqlx::query_as("SELECT person_id FROM accounts WHERE id = $1")
         .bind(original.account_id)
@@ -383,10 +437,24 @@ pub async fn reverse(k: &Kernel, actor: &Actor, entry_id: i64, reason: &str, ide
         reverses: Some(original.id),
     };
     let credits = -original.credits_milli;
-    append_with(k, actor, "kernel", req, site.map(|s| (s.id, s.path)), Some(credits)).await
+    append_with(
+        k,
+        actor,
+        "kernel",
+        req,
+        site.map(|s| (s.id, s.path)),
+        Some(credits),
+    )
+    .await
 }
 
-async fn append(k: &Kernel, actor: &Actor, origin: &str, req: Request, site: Option<(i64, String)>) -> Result<(Entry, Recorded)> {
+async fn append(
+    k: &Kernel,
+    actor: &Actor,
+    origin: &str,
+    req: Request,
+    site: Option<(i64, String)>,
+) -> Result<(Entry, Recorded)> {
     append_with(k, actor, origin, req, site, None).await
 }
 
@@ -399,13 +467,25 @@ async fn append_with(
     fixed_credits: Option<i64>,
 ) -> Result<(Entry, Recorded)> {
     let content_hash = req.content_hash();
-    match append_once(k, actor, origin, &req, &content_hash, site.clone(), fixed_credits).await {
+    match append_once(
+        k,
+        actor,
+        origin,
+        &req,
+        &content_hash,
+        site.clone(),
+        fixed_credits,
+    )
+    .await
+    {
         // Lost a race on the idempotency key (another account or another
         // node got there first): the winner's entry decides.
-        Err(AppendError::KeyTaken) => match existing(&k.db, origin, &req.idempotency_key, &content_hash, None).await? {
-            Some(found) => Ok((found, Recorded::Replayed)),
-            None => Err(Error::Internal(anyhow::anyhow!("idempotency key vanished"))),
-        },
+        Err(AppendError::KeyTaken) => {
+            match existing(&k.db, origin, &req.idempotency_key, &content_hash, None).await? {
+                Some(found) => Ok((found, Recorded::Replayed)),
+                None => Err(Error::Internal(anyhow::anyhow!("idempotency key vanished"))),
+            }
+        }
         Err(AppendError::Other(e)) => Err(e),
         Ok(v) => Ok(v),
     }
@@ -422,11 +502,16 @@ impl<E: Into<Error>> From<E> for AppendError {
     }
 }
 
-async fn existing(db: &Db, origin: &str, key: &str, content_hash: &[u8], tx: Option<&mut Tx>) -> Result<Option<Entry>> {
-    let sql = format!("SELECT {COLUMNS} FROM ledger_entries WHERE origin = $1 AND idempotency_key = $2");
-    let q = sqlx::query(&sql)
-        .bind(origin)
-        .bind(key);
+async fn existing(
+    db: &Db,
+    origin: &str,
+    key: &str,
+    content_hash: &[u8],
+    tx: Option<&mut Tx>,
+) -> Result<Option<Entry>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM ledger_entries WHERE origin = $1 AND idempotency_key = $2");
+    let q = sqlx::query(&sql).bind(origin).bind(key);
     let row = match tx {
         Some(tx) => q.fetch_optional(&mut **tx).await?,
         None => q.fetch_optional(db.reader()).await?,
@@ -460,22 +545,49 @@ async fn append_once(
     .bind(req.account_person)
     .fetch_optional(&mut *tx)
     .await?;
-    let (account_id, status, count, head) =
-        row.ok_or_else(|| Error::invalid("person_id", format!("person {} has no account", req.account_person)))?;
-    if let Some(found) = existing(&k.db, origin, &req.idempotency_key, content_hash, Some(&mut tx)).await? {
+    let (account_id, status, count, head) = row.ok_or_else(|| {
+        Error::invalid(
+            "person_id",
+            format!("person {} has no account", req.account_person),
+        )
+    })?;
+    if let Some(found) = existing(
+        &k.db,
+        origin,
+        &req.idempotency_key,
+        content_hash,
+        Some(&mut tx),
+    )
+    .await?
+    {
         return Ok((found, Recorded::Replayed));
     }
     if status == "frozen" {
-        return Err(Error::Conflict { field: Some("person_id".into()), message: "the account is frozen".into() }.into());
+        return Err(Error::Conflict {
+            field: Some("person_id".into()),
+            message: "the account is frozen".into(),
+        }
+        .into());
     }
     let (credits_milli, rule_code, rule_version) = match (fixed_credits, &req.rule) {
         (Some(c), _) => (c, None, None),
         (None, Some(code)) => {
             let rule = rules::effective(&mut tx, code, &req.occurred_on).await?;
             if rule.outcome_kind != req.kind {
-                return Err(Error::invalid("rule", format!("rule {code} applies to {}, not {}", rule.outcome_kind, req.kind)).into());
+                return Err(Error::invalid(
+                    "rule",
+                    format!(
+                        "rule {code} applies to {}, not {}",
+                        rule.outcome_kind, req.kind
+                    ),
+                )
+                .into());
             }
-            (rule.credits_for(req.quantity_milli), Some(rule.code), Some(rule.version))
+            (
+                rule.credits_for(req.quantity_milli),
+                Some(rule.code),
+                Some(rule.version),
+            )
         }
         (None, None) if req.kind == "academic_credit" => (req.quantity_milli, None, None),
         (None, None) => (0, None, None),
@@ -511,7 +623,11 @@ async fn append_once(
         Err(e) if is_unique_violation(&e) => {
             let msg = e.to_string();
             if msg.contains("reverses_entry_id") || msg.contains("ledger_one_reversal") {
-                return Err(Error::Conflict { field: Some("entry".into()), message: "this entry was already reversed".into() }.into());
+                return Err(Error::Conflict {
+                    field: Some("entry".into()),
+                    message: "this entry was already reversed".into(),
+                }
+                .into());
             }
             return Err(AppendError::KeyTaken);
         }
@@ -524,14 +640,22 @@ async fn append_once(
         .execute(&mut *tx)
         .await?;
     let public = entry.public();
-    audit::record(&mut tx, actor, Change {
-        action: if req.reverses.is_some() { "ledger.reverse" } else { "ledger.record" },
-        site: site.as_ref().map(|(id, path)| (*id, path.as_str())),
-        object_type: "ledger_entry",
-        object_id: entry.id.to_string(),
-        before: None,
-        after: Some(serde_json::to_value(&public).unwrap_or_default()),
-    })
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: if req.reverses.is_some() {
+                "ledger.reverse"
+            } else {
+                "ledger.record"
+            },
+            site: site.as_ref().map(|(id, path)| (*id, path.as_str())),
+            object_type: "ledger_entry",
+            object_id: entry.id.to_string(),
+            before: None,
+            after: Some(serde_json::to_value(&public).unwrap_or_default()),
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok((public, Recorded::Created))
@@ -600,7 +724,13 @@ pub struct Statement {
 }
 
 /// Build the statement of a person's account.
-pub async fn statement(k: &Kernel, actor: &Actor, person_id: i64, after_seq: i64, limit: i64) -> Result<Statement> {
+pub async fn statement(
+    k: &Kernel,
+    actor: &Actor,
+    person_id: i64,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Statement> {
     let (account, _) = super::get(k, actor, person_id).await?;
     let mut tx = k.db.begin_read().await?;
     let totals: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
@@ -619,13 +749,22 @@ pub async fn statement(k: &Kernel, actor: &Actor, person_id: i64, after_seq: i64
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let entries = rows.iter().map(|r| stored(r).map(|s| s.public())).collect::<Result<Vec<_>, _>>()?;
+    let entries = rows
+        .iter()
+        .map(|r| stored(r).map(|s| s.public()))
+        .collect::<Result<Vec<_>, _>>()?;
     let total_credits = from_milli(totals.iter().map(|t| t.3).sum());
     Ok(Statement {
         account,
         totals: totals
             .into_iter()
-            .map(|(kind, unit, q, c, n)| Total { kind, unit, quantity: from_milli(q), credits: from_milli(c), entries: n })
+            .map(|(kind, unit, q, c, n)| Total {
+                kind,
+                unit,
+                quantity: from_milli(q),
+                credits: from_milli(c),
+                entries: n,
+            })
             .collect(),
         total_credits,
         entries,
@@ -672,7 +811,9 @@ pub async fn verify(db: &Db, workers: usize) -> Result<VerifyReport> {
             break;
         }
         let db = db.clone();
-        tasks.push(tokio::spawn(async move { verify_range(&db, from, to).await }));
+        tasks.push(tokio::spawn(
+            async move { verify_range(&db, from, to).await },
+        ));
     }
     let mut report = VerifyReport::default();
     for t in tasks {
@@ -702,10 +843,7 @@ async fn verify_range(db: &Db, from: i64, to: i64) -> Result<VerifyReport> {
     }
     report.accounts = heads.len() as u64;
     let sql = format!("SELECT {COLUMNS} FROM ledger_entries WHERE account_id >= $1 AND account_id < $2 ORDER BY account_id, seq");
-    let mut rows = sqlx::query(&sql)
-    .bind(from)
-    .bind(to)
-    .fetch(db.reader());
+    let mut rows = sqlx::query(&sql).bind(from).bind(to).fetch(db.reader());
     // State of the account being walked: (id, expected next seq, running hash, broken?).
     let mut cur: Option<(i64, i64, Vec<u8>, bool)> = None;
     let finish = |cur: &Option<(i64, i64, Vec<u8>, bool)>, report: &mut VerifyReport| {
@@ -729,7 +867,10 @@ async fn verify_range(db: &Db, from: i64, to: i64) -> Result<VerifyReport> {
             continue;
         }
         let reason = if e.seq != state.1 {
-            Some(format!("expected seq {} but found {} (an entry is missing or was inserted)", state.1, e.seq))
+            Some(format!(
+                "expected seq {} but found {} (an entry is missing or was inserted)",
+                state.1, e.seq
+            ))
         } else if e.prev_hash != state.2 {
             Some("prev_hash does not match the previous entry".to_string())
         } else if e.chain_hash(&e.prev_hash) != e.entry_hash {
@@ -739,7 +880,12 @@ async fn verify_range(db: &Db, from: i64, to: i64) -> Result<VerifyReport> {
         };
         match reason {
             Some(reason) => {
-                report.broken.push(Break { account_id: e.account_id, entry_id: Some(e.id), seq: e.seq, reason });
+                report.broken.push(Break {
+                    account_id: e.account_id,
+                    entry_id: Some(e.id),
+                    seq: e.seq,
+                    reason,
+                });
                 state.3 = true;
             }
             None => {
@@ -752,13 +898,25 @@ async fn verify_range(db: &Db, from: i64, to: i64) -> Result<VerifyReport> {
     // Accounts whose tip says they have entries but none were found.
     for (acc, (count, head)) in &heads {
         if !seen_accounts.contains(acc) {
-            check_tip(*acc, 0, &[0u8; 32], Some(&(*count, head.clone())), &mut report);
+            check_tip(
+                *acc,
+                0,
+                &[0u8; 32],
+                Some(&(*count, head.clone())),
+                &mut report,
+            );
         }
     }
     Ok(report)
 }
 
-fn check_tip(acc: i64, last_seq: i64, hash: &[u8], head: Option<&(i64, Vec<u8>)>, report: &mut VerifyReport) {
+fn check_tip(
+    acc: i64,
+    last_seq: i64,
+    hash: &[u8],
+    head: Option<&(i64, Vec<u8>)>,
+    report: &mut VerifyReport,
+) {
     match head {
         Some((count, head)) if *count == last_seq && head.as_slice() == hash => {}
         Some((count, _)) => report.broken.push(Break {
@@ -774,17 +932,23 @@ fn check_tip(acc: i64, last_seq: i64, hash: &[u8], head: Option<&(i64, Vec<u8>)>
 /// Append pre-validated outcomes in bulk (demo data and benchmarks): same
 /// chain and hashes as [`record`], multi-row inserts, one transaction per call.
 /// Each item is (person's account id, kind, title, quantity_milli, credits_milli, key).
-pub async fn bulk_append(db: &Db, origin: &str, site_id: i64, items: &[(i64, &str, String, i64, i64, String)]) -> Result<()> {
+pub async fn bulk_append(
+    db: &Db,
+    origin: &str,
+    site_id: i64,
+    items: &[(i64, &str, String, i64, i64, String)],
+) -> Result<()> {
     let mut tx = db.begin().await?;
     let mut tips: std::collections::HashMap<i64, (i64, Vec<u8>)> = std::collections::HashMap::new();
     let mut rows = Vec::with_capacity(items.len());
     let now = now_micros();
     for (account_id, kind, title, q, c, key) in items {
         if !tips.contains_key(account_id) {
-            let (count, head): (i64, Vec<u8>) = sqlx::query_as("SELECT entry_count, head_hash FROM accounts WHERE id = $1")
-                .bind(account_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let (count, head): (i64, Vec<u8>) =
+                sqlx::query_as("SELECT entry_count, head_hash FROM accounts WHERE id = $1")
+                    .bind(account_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             tips.insert(*account_id, (count, head));
         }
         let tip = tips.get_mut(account_id).expect("inserted above");
@@ -827,7 +991,12 @@ pub async fn bulk_append(db: &Db, origin: &str, site_id: i64, items: &[(i64, &st
                 sql.push(',');
             }
             sql.push('(');
-            sql.push_str(&(1..=15).map(|j| format!("${}", b + j)).collect::<Vec<_>>().join(","));
+            sql.push_str(
+                &(1..=15)
+                    .map(|j| format!("${}", b + j))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
             sql.push(')');
         }
         let mut q = sqlx::query(&sql);
@@ -862,4 +1031,3 @@ pub async fn bulk_append(db: &Db, origin: &str, site_id: i64, items: &[(i64, &st
     tx.commit().await?;
     Ok(())
 }
-

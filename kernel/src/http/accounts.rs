@@ -23,7 +23,11 @@ pub fn router() -> Router<AppState> {
         .route("/rules", get(list_rules).post(publish_rule))
 }
 
-async fn account(State(s): State<AppState>, Auth(actor, _): Auth, Path(id): Path<i64>) -> ApiResult<axum::Json<Account>> {
+async fn account(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<Account>> {
     Ok(axum::Json(accounts::get(&s.kernel, &actor, id).await?.0))
 }
 
@@ -32,7 +36,9 @@ async fn transition(
     Auth(actor, _): Auth,
     Path((id, action)): Path<(i64, String)>,
 ) -> ApiResult<axum::Json<Account>> {
-    Ok(axum::Json(accounts::transition(&s.kernel, &actor, id, &action).await?))
+    Ok(axum::Json(
+        accounts::transition(&s.kernel, &actor, id, &action).await?,
+    ))
 }
 
 async fn statement(
@@ -42,7 +48,8 @@ async fn statement(
     Query(p): Query<page::PageQuery>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let limit = page::limit(p.limit)?;
-    let st: Statement = ledger::statement(&s.kernel, &actor, id, page::decode_id(&p.cursor)?, limit).await?;
+    let st: Statement =
+        ledger::statement(&s.kernel, &actor, id, page::decode_id(&p.cursor)?, limit).await?;
     let next = page::page(st.entries.clone(), limit, |e| e.seq.to_string()).next_cursor;
     let mut v = serde_json::to_value(&st).unwrap_or_default();
     v["next_cursor"] = serde_json::to_value(next).unwrap_or_default();
@@ -57,8 +64,14 @@ fn created((entry, how): (Entry, Recorded)) -> (StatusCode, axum::Json<Entry>) {
     (status, axum::Json(entry))
 }
 
-async fn record(State(s): State<AppState>, Auth(actor, _): Auth, Json(n): Json<NewEntry>) -> ApiResult<(StatusCode, axum::Json<Entry>)> {
-    Ok(created(ledger::record(&s.kernel, &actor, "kernel", n).await?))
+async fn record(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Json(n): Json<NewEntry>,
+) -> ApiResult<(StatusCode, axum::Json<Entry>)> {
+    Ok(created(
+        ledger::record(&s.kernel, &actor, "kernel", n).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -74,13 +87,25 @@ async fn reverse(
     Path(id): Path<i64>,
     Json(b): Json<ReverseBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Entry>)> {
-    Ok(created(ledger::reverse(&s.kernel, &actor, id, &b.reason, &b.idempotency_key).await?))
+    Ok(created(
+        ledger::reverse(&s.kernel, &actor, id, &b.reason, &b.idempotency_key).await?,
+    ))
 }
 
-async fn list_rules(State(s): State<AppState>, Auth(_, _): Auth) -> ApiResult<axum::Json<Vec<Rule>>> {
+async fn list_rules(
+    State(s): State<AppState>,
+    Auth(_, _): Auth,
+) -> ApiResult<axum::Json<Vec<Rule>>> {
     Ok(axum::Json(rules::list(&s.kernel).await?))
 }
 
-async fn publish_rule(State(s): State<AppState>, Auth(actor, _): Auth, Json(n): Json<NewRule>) -> ApiResult<(StatusCode, axum::Json<Rule>)> {
-    Ok((StatusCode::CREATED, axum::Json(rules::publish(&s.kernel, &actor, n).await?)))
+async fn publish_rule(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Json(n): Json<NewRule>,
+) -> ApiResult<(StatusCode, axum::Json<Rule>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(rules::publish(&s.kernel, &actor, n).await?),
+    ))
 }

@@ -27,7 +27,11 @@ struct Params {
     cursor: Option<String>,
 }
 
-async fn list(State(s): State<AppState>, Auth(actor, _): Auth, Query(p): Query<Params>) -> ApiResult<axum::Json<Page<Entry>>> {
+async fn list(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Query(p): Query<Params>,
+) -> ApiResult<axum::Json<Page<Entry>>> {
     let limit = page::limit(p.limit)?;
     let within_path = match &p.site {
         Some(site) => Some(sites::get(&s.kernel.db, &actor, site).await?.path),
@@ -36,7 +40,13 @@ async fn list(State(s): State<AppState>, Auth(actor, _): Auth, Query(p): Query<P
     let items = audit::list(
         &s.kernel.db,
         &actor,
-        audit::Query { within_path, from: p.from, until: p.until, after_id: page::decode_id(&p.cursor)?, limit },
+        audit::Query {
+            within_path,
+            from: p.from,
+            until: p.until,
+            after_id: page::decode_id(&p.cursor)?,
+            limit,
+        },
     )
     .await?;
     Ok(axum::Json(page::page(items, limit, |e| e.id.to_string())))

@@ -25,8 +25,13 @@ struct Login {
     password: String,
 }
 
-async fn login(State(s): State<AppState>, Json(b): Json<Login>) -> ApiResult<axum::Json<identity::IssuedToken>> {
-    Ok(axum::Json(identity::login(&s.kernel, &b.login, &b.password).await?))
+async fn login(
+    State(s): State<AppState>,
+    Json(b): Json<Login>,
+) -> ApiResult<axum::Json<identity::IssuedToken>> {
+    Ok(axum::Json(
+        identity::login(&s.kernel, &b.login, &b.password).await?,
+    ))
 }
 
 async fn logout(State(s): State<AppState>, Auth(_, token): Auth) -> ApiResult<StatusCode> {

@@ -34,8 +34,20 @@ struct Problem<'a> {
 
 impl ApiError {
     /// A problem with a status, a type slug, a title and a detail.
-    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, slug, title, detail: detail.into(), errors: Vec::new(), retry_after: None }
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
     }
 
     /// Attach field errors.
@@ -58,18 +70,33 @@ impl ApiError {
 
     /// 400 for a body or query that could not be read.
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", detail)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            "Malformed request",
+            detail,
+        )
     }
 
     /// 404 for a path no route serves.
     pub fn no_route(path: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "no-such-route", "No such route", format!("no route serves {path}"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no-such-route",
+            "No such route",
+            format!("no route serves {path}"),
+        )
     }
 
     /// 503 when the server is at its concurrency limit.
     pub fn overloaded() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Server busy", "too many requests are in progress; retry shortly")
-            .retry_after(1)
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "Server busy",
+            "too many requests are in progress; retry shortly",
+        )
+        .retry_after(1)
     }
 }
 
@@ -81,18 +108,49 @@ impl From<Error> for ApiError {
                     [one] => format!("{}: {}", one.field, one.message),
                     many => format!("{} fields are invalid", many.len()),
                 };
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", "Invalid input", detail).with_errors(errors)
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-input",
+                    "Invalid input",
+                    detail,
+                )
+                .with_errors(errors)
             }
-            Error::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} not found")),
+            Error::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                format!("{what} not found"),
+            ),
             Error::Conflict { field, message } => {
-                let errors = field.map(|f| vec![FieldError { field: f, message: message.clone() }]).unwrap_or_default();
-                ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", message).with_errors(errors)
+                let errors = field
+                    .map(|f| {
+                        vec![FieldError {
+                            field: f,
+                            message: message.clone(),
+                        }]
+                    })
+                    .unwrap_or_default();
+                ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", message)
+                    .with_errors(errors)
             }
-            Error::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", m),
-            Error::Unauthenticated(m) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required", m),
+            Error::Forbidden(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", m)
+            }
+            Error::Unauthenticated(m) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                m,
+            ),
             Error::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "internal error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "internal error",
+                )
             }
         }
     }
@@ -107,9 +165,16 @@ impl IntoResponse for ApiError {
             detail: &self.detail,
             errors: &self.errors,
         };
-        let mut res = (self.status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+        let mut res = (
+            self.status,
+            serde_json::to_string(&body).unwrap_or_default(),
+        )
+            .into_response();
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -26,13 +26,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                 "Unsupported media type",
                 "send the body as application/json",
             )),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(format!("the body is not valid JSON: {}", source_text(&e)))),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(too_large())
+            }
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(format!(
+                "the body is not valid JSON: {}",
+                source_text(&e)
+            ))),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-input",
                 "Invalid input",
-                format!("the body does not have the expected shape: {}", source_text(&e)),
+                format!(
+                    "the body does not have the expected shape: {}",
+                    source_text(&e)
+                ),
             )),
             Err(other) => {
                 if other.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -47,7 +57,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
 /// The 413 problem.
 pub fn too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large", "the request body exceeds the server's limit")
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+        "the request body exceeds the server's limit",
+    )
 }
 
 fn source_text(e: &dyn std::error::Error) -> String {
@@ -84,18 +99,29 @@ pub struct Auth(pub Actor, pub String);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::from(crate::error::Error::Unauthenticated("send Authorization: Bearer <token>".into())))?;
+            .ok_or_else(|| {
+                ApiError::from(crate::error::Error::Unauthenticated(
+                    "send Authorization: Bearer <token>".into(),
+                ))
+            })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::from(crate::error::Error::Unauthenticated("the Authorization header must be Bearer <token>".into())))?;
+            .ok_or_else(|| {
+                ApiError::from(crate::error::Error::Unauthenticated(
+                    "the Authorization header must be Bearer <token>".into(),
+                ))
+            })?;
         let caller = identity::authenticate(&state.kernel, token).await?;
         Ok(Auth(Actor::Person(caller), token.to_string()))
     }

@@ -7,33 +7,138 @@ use serde_json::{json, Map, Value};
 
 /// (method, path under /api/v1, summary, needs a bearer token).
 pub const ROUTES: &[(&str, &str, &str, bool)] = &[
-    ("post", "/auth/login", "Exchange login and password for a bearer token", false),
-    ("post", "/auth/logout", "Revoke the bearer token in use", true),
+    (
+        "post",
+        "/auth/login",
+        "Exchange login and password for a bearer token",
+        false,
+    ),
+    (
+        "post",
+        "/auth/logout",
+        "Revoke the bearer token in use",
+        true,
+    ),
     ("get", "/me", "The signed-in person and their roles", true),
-    ("get", "/sites", "List or search sites (q, kind, status, within), cursor-paginated", true),
+    (
+        "get",
+        "/sites",
+        "List or search sites (q, kind, status, within), cursor-paginated",
+        true,
+    ),
     ("post", "/sites", "Create a site", true),
     ("get", "/sites/export", "Export sites as CSV", true),
-    ("post", "/sites/import", "Import sites from CSV, all-or-nothing", true),
+    (
+        "post",
+        "/sites/import",
+        "Import sites from CSV, all-or-nothing",
+        true,
+    ),
     ("get", "/sites/{site}", "Get a site by id or code", true),
     ("patch", "/sites/{site}", "Edit or move a site", true),
-    ("post", "/sites/{site}/close", "Close a site (kept with its history)", true),
-    ("get", "/sites/{site}/children", "Direct children of a site", true),
-    ("get", "/sites/{site}/ancestors", "Ancestors of a site, city first", true),
-    ("get", "/sites/{site}/subtree", "The whole subtree of a site, cursor-paginated", true),
-    ("get", "/persons", "Persons whose home site is in a subtree (site=), cursor-paginated", true),
+    (
+        "post",
+        "/sites/{site}/close",
+        "Close a site (kept with its history)",
+        true,
+    ),
+    (
+        "get",
+        "/sites/{site}/children",
+        "Direct children of a site",
+        true,
+    ),
+    (
+        "get",
+        "/sites/{site}/ancestors",
+        "Ancestors of a site, city first",
+        true,
+    ),
+    (
+        "get",
+        "/sites/{site}/subtree",
+        "The whole subtree of a site, cursor-paginated",
+        true,
+    ),
+    (
+        "get",
+        "/persons",
+        "Persons whose home site is in a subtree (site=), cursor-paginated",
+        true,
+    ),
     ("post", "/persons", "Register a person", true),
-    ("post", "/persons/import", "Import persons from CSV, all-or-nothing", true),
-    ("post", "/persons/lookup", "Find a person by resident ID number", true),
-    ("get", "/persons/{id}", "Get a person (ID number and phone masked)", true),
-    ("get", "/persons/{id}/id-number", "Read the full ID number (pii_reader; audited)", true),
-    ("get", "/persons/{id}/roles", "A person's live role grants", true),
-    ("post", "/persons/{id}/roles", "Grant a role at a site", true),
-    ("delete", "/persons/{id}/roles/{grant}", "Revoke a role grant", true),
-    ("get", "/persons/{id}/account", "A person's lifelong-learning account", true),
-    ("get", "/persons/{id}/account/statement", "Account statement: totals by kind and unit, entries", true),
-    ("post", "/persons/{id}/account/{action}", "activate, freeze or unfreeze the account", true),
-    ("post", "/ledger/entries", "Record a learning outcome (idempotent)", true),
-    ("post", "/ledger/entries/{id}/reverse", "Reverse an entry", true),
+    (
+        "post",
+        "/persons/import",
+        "Import persons from CSV, all-or-nothing",
+        true,
+    ),
+    (
+        "post",
+        "/persons/lookup",
+        "Find a person by resident ID number",
+        true,
+    ),
+    (
+        "get",
+        "/persons/{id}",
+        "Get a person (ID number and phone masked)",
+        true,
+    ),
+    (
+        "get",
+        "/persons/{id}/id-number",
+        "Read the full ID number (pii_reader; audited)",
+        true,
+    ),
+    (
+        "get",
+        "/persons/{id}/roles",
+        "A person's live role grants",
+        true,
+    ),
+    (
+        "post",
+        "/persons/{id}/roles",
+        "Grant a role at a site",
+        true,
+    ),
+    (
+        "delete",
+        "/persons/{id}/roles/{grant}",
+        "Revoke a role grant",
+        true,
+    ),
+    (
+        "get",
+        "/persons/{id}/account",
+        "A person's lifelong-learning account",
+        true,
+    ),
+    (
+        "get",
+        "/persons/{id}/account/statement",
+        "Account statement: totals by kind and unit, entries",
+        true,
+    ),
+    (
+        "post",
+        "/persons/{id}/account/{action}",
+        "activate, freeze or unfreeze the account",
+        true,
+    ),
+    (
+        "post",
+        "/ledger/entries",
+        "Record a learning outcome (idempotent)",
+        true,
+    ),
+    (
+        "post",
+        "/ledger/entries/{id}/reverse",
+        "Reverse an entry",
+        true,
+    ),
     ("get", "/rules", "Recognition rules, every version", true),
     ("post", "/rules", "Publish a new rule version", true),
     ("get", "/audit", "The audit log of a subtree, by time", true),
@@ -64,9 +169,12 @@ pub fn document() -> Value {
             op["security"] = json!([{ "bearer": [] }]);
         }
         if matches!(*method, "post" | "patch") {
-            op["requestBody"] = json!({ "content": { "application/json": { "schema": { "type": "object" } } } });
+            op["requestBody"] =
+                json!({ "content": { "application/json": { "schema": { "type": "object" } } } });
         }
-        let entry = paths.entry(format!("/api/v1{path}")).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(format!("/api/v1{path}"))
+            .or_insert_with(|| json!({}));
         entry[*method] = op;
     }
     json!({

@@ -42,7 +42,9 @@ pub fn decode(cursor: &Option<String>) -> Result<Option<String>, ApiError> {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .map(Some)
-            .ok_or_else(|| crate::error::Error::invalid("cursor", "is not a cursor this server issued").into()),
+            .ok_or_else(|| {
+                crate::error::Error::invalid("cursor", "is not a cursor this server issued").into()
+            }),
     }
 }
 
@@ -50,14 +52,18 @@ pub fn decode(cursor: &Option<String>) -> Result<Option<String>, ApiError> {
 pub fn decode_id(cursor: &Option<String>) -> Result<i64, ApiError> {
     match decode(cursor)? {
         None => Ok(0),
-        Some(s) => s.parse().map_err(|_| crate::error::Error::invalid("cursor", "is not a cursor this server issued").into()),
+        Some(s) => s.parse().map_err(|_| {
+            crate::error::Error::invalid("cursor", "is not a cursor this server issued").into()
+        }),
     }
 }
 
 /// Build a page: a next cursor only when the page is full.
 pub fn page<T>(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
     let next_cursor = if items.len() as i64 == limit {
-        items.last().map(|l| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(l)))
+        items
+            .last()
+            .map(|l| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(l)))
     } else {
         None
     };

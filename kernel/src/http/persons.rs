@@ -31,17 +31,39 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-async fn list(State(s): State<AppState>, Auth(actor, _): Auth, Query(p): Query<ListParams>) -> ApiResult<axum::Json<Page<Person>>> {
+async fn list(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::Json<Page<Person>>> {
     let limit = page::limit(p.limit)?;
-    let items = identity::list(&s.kernel, &actor, &p.site, page::decode_id(&p.cursor)?, limit).await?;
+    let items = identity::list(
+        &s.kernel,
+        &actor,
+        &p.site,
+        page::decode_id(&p.cursor)?,
+        limit,
+    )
+    .await?;
     Ok(axum::Json(page::page(items, limit, |p| p.id.to_string())))
 }
 
-async fn create(State(s): State<AppState>, Auth(actor, _): Auth, Json(n): Json<NewPerson>) -> ApiResult<(StatusCode, axum::Json<Person>)> {
-    Ok((StatusCode::CREATED, axum::Json(identity::create(&s.kernel, &actor, n).await?)))
+async fn create(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Json(n): Json<NewPerson>,
+) -> ApiResult<(StatusCode, axum::Json<Person>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(identity::create(&s.kernel, &actor, n).await?),
+    ))
 }
 
-async fn import(State(s): State<AppState>, Auth(actor, _): Auth, body: String) -> ApiResult<axum::Json<Value>> {
+async fn import(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    body: String,
+) -> ApiResult<axum::Json<Value>> {
     match identity::csv::import(&s.kernel, &actor, &body, &|_, _| {}).await {
         Ok(n) => Ok(axum::Json(json!({ "created": n }))),
         Err(crate::sites::csv::ImportError::Rows(rows)) => Err(super::sites::rows_problem(rows)),
@@ -56,20 +78,38 @@ struct Lookup {
 }
 
 /// Look-up by ID number is a POST so the number never appears in a URL or an access log.
-async fn lookup(State(s): State<AppState>, Auth(actor, _): Auth, Json(b): Json<Lookup>) -> ApiResult<axum::Json<Person>> {
-    Ok(axum::Json(identity::find_by_id_number(&s.kernel, &actor, &b.id_number).await?))
+async fn lookup(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Json(b): Json<Lookup>,
+) -> ApiResult<axum::Json<Person>> {
+    Ok(axum::Json(
+        identity::find_by_id_number(&s.kernel, &actor, &b.id_number).await?,
+    ))
 }
 
-async fn one(State(s): State<AppState>, Auth(actor, _): Auth, Path(id): Path<i64>) -> ApiResult<axum::Json<Person>> {
+async fn one(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<Person>> {
     Ok(axum::Json(identity::get(&s.kernel, &actor, id).await?))
 }
 
-async fn id_number(State(s): State<AppState>, Auth(actor, _): Auth, Path(id): Path<i64>) -> ApiResult<axum::Json<Value>> {
+async fn id_number(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<Value>> {
     let plain = identity::reveal_id_number(&s.kernel, &actor, id).await?;
     Ok(axum::Json(json!({ "person_id": id, "id_number": plain })))
 }
 
-async fn roles(State(s): State<AppState>, Auth(actor, _): Auth, Path(id): Path<i64>) -> ApiResult<axum::Json<Vec<RoleGrant>>> {
+async fn roles(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<Vec<RoleGrant>>> {
     Ok(axum::Json(identity::roles(&s.kernel, &actor, id).await?))
 }
 
@@ -86,10 +126,17 @@ async fn grant(
     Path(id): Path<i64>,
     Json(b): Json<GrantBody>,
 ) -> ApiResult<(StatusCode, axum::Json<RoleGrant>)> {
-    Ok((StatusCode::CREATED, axum::Json(identity::grant(&s.kernel, &actor, id, &b.role, &b.site).await?)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(identity::grant(&s.kernel, &actor, id, &b.role, &b.site).await?),
+    ))
 }
 
-async fn revoke(State(s): State<AppState>, Auth(actor, _): Auth, Path((id, grant)): Path<(i64, i64)>) -> ApiResult<StatusCode> {
+async fn revoke(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path((id, grant)): Path<(i64, i64)>,
+) -> ApiResult<StatusCode> {
     identity::revoke(&s.kernel, &actor, id, grant).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -35,12 +35,23 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-async fn list(State(s): State<AppState>, Auth(actor, _): Auth, Query(p): Query<ListParams>) -> ApiResult<axum::Json<Page<Site>>> {
+async fn list(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::Json<Page<Site>>> {
     let limit = page::limit(p.limit)?;
     let items = sites::list(
         &s.kernel.db,
         &actor,
-        sites::ListQuery { within: p.within, q: p.q, kind: p.kind, status: p.status, after_path: page::decode(&p.cursor)?, limit },
+        sites::ListQuery {
+            within: p.within,
+            q: p.q,
+            kind: p.kind,
+            status: p.status,
+            after_path: page::decode(&p.cursor)?,
+            limit,
+        },
     )
     .await?;
     Ok(axum::Json(page::page(items, limit, |s| s.path.clone())))
@@ -56,17 +67,33 @@ async fn subtree(
     let items = sites::list(
         &s.kernel.db,
         &actor,
-        sites::ListQuery { within: Some(site), after_path: page::decode(&p.cursor)?, limit, ..Default::default() },
+        sites::ListQuery {
+            within: Some(site),
+            after_path: page::decode(&p.cursor)?,
+            limit,
+            ..Default::default()
+        },
     )
     .await?;
     Ok(axum::Json(page::page(items, limit, |s| s.path.clone())))
 }
 
-async fn create(State(s): State<AppState>, Auth(actor, _): Auth, Json(n): Json<NewSite>) -> ApiResult<(StatusCode, axum::Json<Site>)> {
-    Ok((StatusCode::CREATED, axum::Json(sites::create(&s.kernel.db, &actor, n).await?)))
+async fn create(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Json(n): Json<NewSite>,
+) -> ApiResult<(StatusCode, axum::Json<Site>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(sites::create(&s.kernel.db, &actor, n).await?),
+    ))
 }
 
-async fn one(State(s): State<AppState>, Auth(actor, _): Auth, Path(site): Path<String>) -> ApiResult<axum::Json<Site>> {
+async fn one(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(site): Path<String>,
+) -> ApiResult<axum::Json<Site>> {
     Ok(axum::Json(sites::get(&s.kernel.db, &actor, &site).await?))
 }
 
@@ -76,7 +103,9 @@ async fn update(
     Path(site): Path<String>,
     Json(p): Json<SitePatch>,
 ) -> ApiResult<axum::Json<Site>> {
-    Ok(axum::Json(sites::update(&s.kernel.db, &actor, &site, p).await?))
+    Ok(axum::Json(
+        sites::update(&s.kernel.db, &actor, &site, p).await?,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -98,15 +127,29 @@ async fn close(
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?
             .closed_on
     };
-    Ok(axum::Json(sites::close(&s.kernel.db, &actor, &site, on).await?))
+    Ok(axum::Json(
+        sites::close(&s.kernel.db, &actor, &site, on).await?,
+    ))
 }
 
-async fn children(State(s): State<AppState>, Auth(actor, _): Auth, Path(site): Path<String>) -> ApiResult<axum::Json<Vec<Site>>> {
-    Ok(axum::Json(sites::children(&s.kernel.db, &actor, &site).await?))
+async fn children(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(site): Path<String>,
+) -> ApiResult<axum::Json<Vec<Site>>> {
+    Ok(axum::Json(
+        sites::children(&s.kernel.db, &actor, &site).await?,
+    ))
 }
 
-async fn ancestors(State(s): State<AppState>, Auth(actor, _): Auth, Path(site): Path<String>) -> ApiResult<axum::Json<Vec<Site>>> {
-    Ok(axum::Json(sites::ancestors(&s.kernel.db, &actor, &site).await?))
+async fn ancestors(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(site): Path<String>,
+) -> ApiResult<axum::Json<Vec<Site>>> {
+    Ok(axum::Json(
+        sites::ancestors(&s.kernel.db, &actor, &site).await?,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -115,12 +158,20 @@ struct ExportParams {
     within: Option<String>,
 }
 
-async fn export(State(s): State<AppState>, Auth(actor, _): Auth, Query(p): Query<ExportParams>) -> ApiResult<impl IntoResponse> {
+async fn export(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Query(p): Query<ExportParams>,
+) -> ApiResult<impl IntoResponse> {
     let text = sitecsv::export(&s.kernel.db, &actor, p.within).await?;
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text))
 }
 
-async fn import(State(s): State<AppState>, Auth(actor, _): Auth, body: String) -> ApiResult<axum::Json<sitecsv::ImportReport>> {
+async fn import(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    body: String,
+) -> ApiResult<axum::Json<sitecsv::ImportReport>> {
     match sitecsv::import(&s.kernel.db, &actor, &body).await {
         Ok(r) => Ok(axum::Json(r)),
         Err(sitecsv::ImportError::Rows(rows)) => Err(rows_problem(rows)),
@@ -133,7 +184,10 @@ pub fn rows_problem(rows: Vec<sitecsv::RowError>) -> ApiError {
     let n = rows.len();
     ApiError::from(crate::error::Error::Invalid(
         rows.into_iter()
-            .map(|r| crate::error::FieldError { field: format!("line {}: {}", r.line, r.field), message: r.message })
+            .map(|r| crate::error::FieldError {
+                field: format!("line {}: {}", r.line, r.field),
+                message: r.message,
+            })
             .collect(),
     ))
     .with_detail(format!("{n} row error(s); nothing was imported"))

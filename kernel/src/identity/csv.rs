@@ -29,17 +29,34 @@ pub struct Ready {
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Import persons from CSV text; returns how many were created.
-pub async fn import(k: &Kernel, actor: &Actor, input: &str, progress: Progress<'_>) -> Result<usize, ImportError> {
-    let mut reader = ::csv::ReaderBuilder::new().trim(::csv::Trim::All).from_reader(input.as_bytes());
+pub async fn import(
+    k: &Kernel,
+    actor: &Actor,
+    input: &str,
+    progress: Progress<'_>,
+) -> Result<usize, ImportError> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .trim(::csv::Trim::All)
+        .from_reader(input.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| ImportError::Rows(vec![RowError { line: 1, field: "header".into(), message: e.to_string() }]))?
+        .map_err(|e| {
+            ImportError::Rows(vec![RowError {
+                line: 1,
+                field: "header".into(),
+                message: e.to_string(),
+            }])
+        })?
         .clone();
     let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
     let mut errors = Vec::new();
     for required in ["name", "id_number", "home_site"] {
         if !index.contains_key(required) {
-            errors.push(RowError { line: 1, field: required.into(), message: "required column is missing".into() });
+            errors.push(RowError {
+                line: 1,
+                field: required.into(),
+                message: "required column is missing".into(),
+            });
         }
     }
     if !errors.is_empty() {
@@ -53,11 +70,21 @@ pub async fn import(k: &Kernel, actor: &Actor, input: &str, progress: Progress<'
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                errors.push(RowError { line, field: "row".into(), message: e.to_string() });
+                errors.push(RowError {
+                    line,
+                    field: "row".into(),
+                    message: e.to_string(),
+                });
                 continue;
             }
         };
-        let get = |n: &str| index.get(n).and_then(|i| rec.get(*i)).filter(|v| !v.is_empty()).map(str::to_string);
+        let get = |n: &str| {
+            index
+                .get(n)
+                .and_then(|i| rec.get(*i))
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
         let n = NewPerson {
             name: get("name").unwrap_or_default(),
             id_number: get("id_number").unwrap_or_default(),
@@ -71,7 +98,11 @@ pub async fn import(k: &Kernel, actor: &Actor, input: &str, progress: Progress<'
         let checked = match check(&n) {
             Ok(c) => c,
             Err(fields) => {
-                errors.extend(fields.into_iter().map(|f| RowError { line, field: f.field, message: f.message }));
+                errors.extend(fields.into_iter().map(|f| RowError {
+                    line,
+                    field: f.field,
+                    message: f.message,
+                }));
                 continue;
             }
         };
@@ -82,16 +113,31 @@ pub async fn import(k: &Kernel, actor: &Actor, input: &str, progress: Progress<'
         let home = match homes.get(&n.home_site).and_then(Option::as_ref) {
             Some(h) if h.status == "active" => h,
             Some(_) => {
-                errors.push(RowError { line, field: "home_site".into(), message: format!("site {} is closed", n.home_site) });
+                errors.push(RowError {
+                    line,
+                    field: "home_site".into(),
+                    message: format!("site {} is closed", n.home_site),
+                });
                 continue;
             }
             None => {
-                errors.push(RowError { line, field: "home_site".into(), message: format!("no site has code {:?}", n.home_site) });
+                errors.push(RowError {
+                    line,
+                    field: "home_site".into(),
+                    message: format!("no site has code {:?}", n.home_site),
+                });
                 continue;
             }
         };
-        if !actor.covers(&[crate::authz::Role::SiteAdmin, crate::authz::Role::CityAdmin], &home.path) {
-            errors.push(RowError { line, field: "home_site".into(), message: format!("you may not register persons at {}", home.code) });
+        if !actor.covers(
+            &[crate::authz::Role::SiteAdmin, crate::authz::Role::CityAdmin],
+            &home.path,
+        ) {
+            errors.push(RowError {
+                line,
+                field: "home_site".into(),
+                message: format!("you may not register persons at {}", home.code),
+            });
             continue;
         }
         let hash = k.pii.lookup_hash(checked.id.expose());
@@ -99,24 +145,40 @@ pub async fn import(k: &Kernel, actor: &Actor, input: &str, progress: Progress<'
             errors.push(RowError {
                 line,
                 field: "id_number".into(),
-                message: format!("ID number {} already appears on line {prev}", checked.id.masked()),
+                message: format!(
+                    "ID number {} already appears on line {prev}",
+                    checked.id.masked()
+                ),
             });
             continue;
         }
-        ready.push((line, Ready { checked, home_site_id: home.id }));
+        ready.push((
+            line,
+            Ready {
+                checked,
+                home_site_id: home.id,
+            },
+        ));
     }
     // Against the registry, in batches.
     let hashes: Vec<(&Vec<u8>, usize)> = seen.iter().map(|(h, l)| (h, *l)).collect();
     for chunk in hashes.chunks(BATCH) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("SELECT id_hash, id_masked FROM persons WHERE id_hash IN ({})", placeholders.join(","));
+        let sql = format!(
+            "SELECT id_hash, id_masked FROM persons WHERE id_hash IN ({})",
+            placeholders.join(",")
+        );
         let mut q = sqlx::query_as::<_, (Vec<u8>, String)>(&sql);
         for (h, _) in chunk {
             q = q.bind((*h).clone());
         }
         for (h, masked) in q.fetch_all(k.db.reader()).await.map_err(Error::from)? {
             let line = seen.get(&h).copied().unwrap_or(0);
-            errors.push(RowError { line, field: "id_number".into(), message: format!("a person with ID number {masked} is already registered") });
+            errors.push(RowError {
+                line,
+                field: "id_number".into(),
+                message: format!("a person with ID number {masked} is already registered"),
+            });
         }
     }
     if !errors.is_empty() {
@@ -127,14 +189,18 @@ pub async fn import(k: &Kernel, actor: &Actor, input: &str, progress: Progress<'
     let total = rows.len();
     let mut tx = k.db.begin().await.map_err(Error::from)?;
     let first_id = insert_batch(&mut tx, k, &rows, progress).await?;
-    audit::record(&mut tx, actor, Change {
-        action: "person.import",
-        site: None,
-        object_type: "person",
-        object_id: format!("{first_id}.."),
-        before: None,
-        after: Some(serde_json::json!({ "created": total })),
-    })
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: "person.import",
+            site: None,
+            object_type: "person",
+            object_id: format!("{first_id}.."),
+            before: None,
+            after: Some(serde_json::json!({ "created": total })),
+        },
+    )
     .await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(total)
@@ -142,10 +208,16 @@ pub async fn import(k: &Kernel, actor: &Actor, input: &str, progress: Progress<'
 
 /// Insert validated rows with multi-row statements, then open their
 /// accounts in one statement. Returns the smallest new person id.
-pub async fn insert_batch(tx: &mut Tx, k: &Kernel, rows: &[Ready], progress: Progress<'_>) -> Result<i64> {
-    let (max_before,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM persons")
-        .fetch_one(&mut **tx)
-        .await?;
+pub async fn insert_batch(
+    tx: &mut Tx,
+    k: &Kernel,
+    rows: &[Ready],
+    progress: Progress<'_>,
+) -> Result<i64> {
+    let (max_before,): (i64,) =
+        sqlx::query_as("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM persons")
+            .fetch_one(&mut **tx)
+            .await?;
     let now = now_micros();
     let mut done = 0;
     for chunk in rows.chunks(BATCH) {
@@ -160,7 +232,17 @@ pub async fn insert_batch(tx: &mut Tx, k: &Kernel, rows: &[Ready], progress: Pro
             }
             sql.push_str(&format!(
                 "(${},${},${},${},${},${},${},${},${},${},${})",
-                b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 10
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 10
             ));
         }
         let mut q = sqlx::query(&sql);
@@ -198,6 +280,9 @@ pub async fn insert_batch(tx: &mut Tx, k: &Kernel, rows: &[Ready], progress: Pro
 impl Ready {
     /// Build a ready row from trusted, already-validated parts (benchmarks, demo).
     pub fn new(checked: Checked, home_site_id: i64) -> Ready {
-        Ready { checked, home_site_id }
+        Ready {
+            checked,
+            home_site_id,
+        }
     }
 }

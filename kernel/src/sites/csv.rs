@@ -8,7 +8,9 @@
 //! file is written, in one transaction. Rows whose code already exists update
 //! that site (names, address, coordinates, operator, opening date).
 
-use super::{allowed_parents, create_in, fetch_by_code, list, validate_new, ListQuery, NewSite, Site};
+use super::{
+    allowed_parents, create_in, fetch_by_code, list, validate_new, ListQuery, NewSite, Site,
+};
 use crate::audit::{self, Change};
 use crate::authz::Actor;
 use crate::error::{Error, FieldError, Result};
@@ -18,8 +20,18 @@ use std::collections::HashMap;
 
 /// The header every export writes and every import expects.
 pub const HEADER: &[&str] = &[
-    "code", "name_zh", "name_en", "kind", "parent_code", "address", "latitude", "longitude",
-    "operator", "opened_on", "status", "closed_on",
+    "code",
+    "name_zh",
+    "name_en",
+    "kind",
+    "parent_code",
+    "address",
+    "latitude",
+    "longitude",
+    "operator",
+    "opened_on",
+    "status",
+    "closed_on",
 ];
 
 /// A problem with one CSV row (line numbers count the header as line 1).
@@ -62,7 +74,12 @@ pub async fn export(db: &Db, actor: &Actor, within: Option<String>) -> Result<St
         let page = list(
             db,
             actor,
-            ListQuery { within: within.clone(), after_path: after.clone(), limit: 2000, ..Default::default() },
+            ListQuery {
+                within: within.clone(),
+                after_path: after.clone(),
+                limit: 2000,
+                ..Default::default()
+            },
         )
         .await?;
         for s in &page {
@@ -105,16 +122,28 @@ struct Row {
 }
 
 fn parse(input: &str) -> std::result::Result<Vec<Row>, Vec<RowError>> {
-    let mut reader = ::csv::ReaderBuilder::new().trim(::csv::Trim::All).from_reader(input.as_bytes());
+    let mut reader = ::csv::ReaderBuilder::new()
+        .trim(::csv::Trim::All)
+        .from_reader(input.as_bytes());
     let mut errors = Vec::new();
     let headers = match reader.headers() {
         Ok(h) => h.clone(),
-        Err(e) => return Err(vec![RowError { line: 1, field: "header".into(), message: e.to_string() }]),
+        Err(e) => {
+            return Err(vec![RowError {
+                line: 1,
+                field: "header".into(),
+                message: e.to_string(),
+            }])
+        }
     };
     let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
     for required in ["code", "name_zh", "kind"] {
         if !index.contains_key(required) {
-            errors.push(RowError { line: 1, field: required.into(), message: "required column is missing".into() });
+            errors.push(RowError {
+                line: 1,
+                field: required.into(),
+                message: "required column is missing".into(),
+            });
         }
     }
     if !errors.is_empty() {
@@ -126,19 +155,31 @@ fn parse(input: &str) -> std::result::Result<Vec<Row>, Vec<RowError>> {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                errors.push(RowError { line, field: "row".into(), message: e.to_string() });
+                errors.push(RowError {
+                    line,
+                    field: "row".into(),
+                    message: e.to_string(),
+                });
                 continue;
             }
         };
         let get = |name: &str| -> Option<String> {
-            index.get(name).and_then(|i| rec.get(*i)).filter(|v| !v.is_empty()).map(str::to_string)
+            index
+                .get(name)
+                .and_then(|i| rec.get(*i))
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
         };
         let mut num = |name: &str| -> Option<f64> {
             let v = get(name)?;
             match v.parse::<f64>() {
                 Ok(x) if x.is_finite() => Some(x),
                 _ => {
-                    errors.push(RowError { line, field: name.into(), message: format!("{v:?} is not a number") });
+                    errors.push(RowError {
+                        line,
+                        field: name.into(),
+                        message: format!("{v:?} is not a number"),
+                    });
                     None
                 }
             }
@@ -159,7 +200,11 @@ fn parse(input: &str) -> std::result::Result<Vec<Row>, Vec<RowError>> {
             opened_on: get("opened_on"),
         };
         for FieldError { field, message } in validate_new(&site) {
-            errors.push(RowError { line, field, message });
+            errors.push(RowError {
+                line,
+                field,
+                message,
+            });
         }
         rows.push(Row { line, site });
     }
@@ -200,11 +245,21 @@ pub async fn import(db: &Db, actor: &Actor, input: &str) -> Result<ImportReport,
                 errors.push(RowError {
                     line: row.line,
                     field: "kind".into(),
-                    message: format!("site {} exists as a {}; a kind cannot change", s.code, old.kind),
+                    message: format!(
+                        "site {} exists as a {}; a kind cannot change",
+                        s.code, old.kind
+                    ),
                 });
             }
-            if !actor.covers(&[crate::authz::Role::SiteAdmin, crate::authz::Role::CityAdmin], &old.path) {
-                errors.push(RowError { line: row.line, field: "code".into(), message: "you may not edit this site".into() });
+            if !actor.covers(
+                &[crate::authz::Role::SiteAdmin, crate::authz::Role::CityAdmin],
+                &old.path,
+            ) {
+                errors.push(RowError {
+                    line: row.line,
+                    field: "code".into(),
+                    message: "you may not edit this site".into(),
+                });
             }
             continue;
         }
@@ -230,7 +285,11 @@ pub async fn import(db: &Db, actor: &Actor, input: &str) -> Result<ImportReport,
                     Some(pk) if !parents.contains(&pk.as_str()) => errors.push(RowError {
                         line: row.line,
                         field: "parent_code".into(),
-                        message: format!("a {} must be under a {}, but {pc} is a {pk}", s.kind, parents.join(" or ")),
+                        message: format!(
+                            "a {} must be under a {}, but {pc} is a {pk}",
+                            s.kind,
+                            parents.join(" or ")
+                        ),
                     }),
                     Some(_) => {}
                 }
@@ -247,7 +306,9 @@ pub async fn import(db: &Db, actor: &Actor, input: &str) -> Result<ImportReport,
     let mut pending: Vec<&Row> = Vec::new();
     for row in &rows {
         if let Some(old) = existing.get(&row.site.code) {
-            update_row(&mut tx, actor, old, &row.site).await.map_err(|e| row_error(row.line, e))?;
+            update_row(&mut tx, actor, old, &row.site)
+                .await
+                .map_err(|e| row_error(row.line, e))?;
             report.updated += 1;
         } else {
             pending.push(row);
@@ -260,10 +321,16 @@ pub async fn import(db: &Db, actor: &Actor, input: &str) -> Result<ImportReport,
         for row in pending {
             let parent_ready = match &row.site.parent_code {
                 None => true,
-                Some(pc) => !first_line.contains_key(pc.as_str()) || existing.contains_key(pc) || created.contains(pc),
+                Some(pc) => {
+                    !first_line.contains_key(pc.as_str())
+                        || existing.contains_key(pc)
+                        || created.contains(pc)
+                }
             };
             if parent_ready {
-                create_in(&mut tx, actor, row.site.clone()).await.map_err(|e| row_error(row.line, e))?;
+                create_in(&mut tx, actor, row.site.clone())
+                    .await
+                    .map_err(|e| row_error(row.line, e))?;
                 created.insert(row.site.code.clone());
                 report.created += 1;
             } else {
@@ -287,17 +354,35 @@ pub async fn import(db: &Db, actor: &Actor, input: &str) -> Result<ImportReport,
 fn row_error(line: usize, e: Error) -> ImportError {
     match e {
         Error::Invalid(fields) => ImportError::Rows(
-            fields.into_iter().map(|f| RowError { line, field: f.field, message: f.message }).collect(),
+            fields
+                .into_iter()
+                .map(|f| RowError {
+                    line,
+                    field: f.field,
+                    message: f.message,
+                })
+                .collect(),
         ),
-        Error::Conflict { field, message } => {
-            ImportError::Rows(vec![RowError { line, field: field.unwrap_or_else(|| "row".into()), message }])
-        }
-        Error::Forbidden(message) => ImportError::Rows(vec![RowError { line, field: "parent_code".into(), message }]),
+        Error::Conflict { field, message } => ImportError::Rows(vec![RowError {
+            line,
+            field: field.unwrap_or_else(|| "row".into()),
+            message,
+        }]),
+        Error::Forbidden(message) => ImportError::Rows(vec![RowError {
+            line,
+            field: "parent_code".into(),
+            message,
+        }]),
         other => ImportError::Other(other),
     }
 }
 
-async fn update_row(tx: &mut crate::storage::Tx, actor: &Actor, old: &Site, s: &NewSite) -> Result<()> {
+async fn update_row(
+    tx: &mut crate::storage::Tx,
+    actor: &Actor,
+    old: &Site,
+    s: &NewSite,
+) -> Result<()> {
     sqlx::query(
         "UPDATE sites SET name_zh = $1, name_en = $2, address = $3, latitude = CAST($4 AS DOUBLE PRECISION), longitude = CAST($5 AS DOUBLE PRECISION), \
          operator = $6, opened_on = COALESCE($7, opened_on), updated_at = $8 WHERE id = $9",

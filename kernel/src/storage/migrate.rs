@@ -66,12 +66,14 @@ pub async fn migrate(db: &Db) -> Result<MigrationReport, StorageError> {
         }
         let mut tx = db.begin().await?;
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (name, checksum, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.name)
-            .bind(&checksum)
-            .bind(now_micros())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (name, checksum, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.name)
+        .bind(&checksum)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         report.applied.push(m.name.to_string());
     }

@@ -9,7 +9,10 @@ use tower::ServiceExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_cap_answers_503_with_retry_after() {
-    let limits = Limits { max_concurrent_requests: 2, ..Limits::default() };
+    let limits = Limits {
+        max_concurrent_requests: 2,
+        ..Limits::default()
+    };
     let env = Env::with_limits(Backend::Sqlite, limits.clone()).await;
     // Two uploads that never finish hold both permits.
     let mut senders = Vec::new();
@@ -23,13 +26,23 @@ async fn concurrency_cap_answers_503_with_retry_after() {
             .body(body)
             .unwrap();
         let app = env.app.clone();
-        held.push(tokio::spawn(async move { app.oneshot(req).await.unwrap().status() }));
+        held.push(tokio::spawn(async move {
+            app.oneshot(req).await.unwrap().status()
+        }));
         senders.push(tx);
     }
     while env.state.in_flight(&env.limits) < 2 {
         tokio::task::yield_now().await;
     }
-    let (s, h, v) = env.raw("GET", "/api/v1/sites/T1", Some(&env.admin), Body::empty(), None).await;
+    let (s, h, v) = env
+        .raw(
+            "GET",
+            "/api/v1/sites/T1",
+            Some(&env.admin),
+            Body::empty(),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(h["retry-after"], "1");
     assert_eq!(v["type"], "urn:lifelong:problem:overloaded");
@@ -37,12 +50,22 @@ async fn concurrency_cap_answers_503_with_retry_after() {
     assert_eq!(s, StatusCode::OK, "probes are outside the cap");
     // Finish the uploads (malformed on purpose); the permits come back.
     for tx in senders {
-        tx.send(Ok(axum::body::Bytes::from_static(b"{"))).await.unwrap();
+        tx.send(Ok(axum::body::Bytes::from_static(b"{")))
+            .await
+            .unwrap();
     }
     for h in held {
         assert_eq!(h.await.unwrap(), StatusCode::BAD_REQUEST);
     }
-    let (s, _, _) = env.raw("GET", "/api/v1/sites/T1", Some(&env.admin), Body::empty(), None).await;
+    let (s, _, _) = env
+        .raw(
+            "GET",
+            "/api/v1/sites/T1",
+            Some(&env.admin),
+            Body::empty(),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _, v) = env.raw("GET", "/readyz", None, Body::empty(), None).await;
     assert_eq!(s, StatusCode::OK);

@@ -67,7 +67,8 @@ static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 /// A fresh valid ID number.
 pub fn new_id(sex: Sex) -> String {
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let birth = chrono::NaiveDate::from_ymd_opt(1950 + (n % 50) as i32, 1 + n % 12, 1 + n % 28).unwrap();
+    let birth =
+        chrono::NaiveDate::from_ymd_opt(1950 + (n % 50) as i32, 1 + n % 12, 1 + n % 28).unwrap();
     synthesize(350602 + n / 500, birth, n % 500 * 2, sex)
 }
 
@@ -80,19 +81,37 @@ impl Env {
         let (url, dir, pg) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
-                (format!("sqlite://{}", dir.path().join("t.db").display()), Some(dir), None)
+                (
+                    format!("sqlite://{}", dir.path().join("t.db").display()),
+                    Some(dir),
+                    None,
+                )
             }
             Backend::Postgres => {
-                let base = std::env::var("LIFELONG_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-                let name = format!("lifelong_t_{}_{}", std::process::id(), rand::random::<u32>());
-                let admin = Db::connect(&format!("{base}/postgres")).await.expect("PostgreSQL must run at LIFELONG_TEST_PG");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.reader()).await.unwrap();
+                let base = std::env::var("LIFELONG_TEST_PG")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+                let name = format!(
+                    "lifelong_t_{}_{}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                );
+                let admin = Db::connect(&format!("{base}/postgres"))
+                    .await
+                    .expect("PostgreSQL must run at LIFELONG_TEST_PG");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(admin.reader())
+                    .await
+                    .unwrap();
                 admin.close().await;
                 (format!("{base}/{name}"), None, Some((base, name)))
             }
         };
         let db = Db::open(&url).await.unwrap();
-        let kernel = Kernel { db, pii: PiiKeys::from_hex(&"42".repeat(32)).unwrap(), token_ttl_secs: 3600 };
+        let kernel = Kernel {
+            db,
+            pii: PiiKeys::from_hex(&"42".repeat(32)).unwrap(),
+            token_ttl_secs: 3600,
+        };
         let sys = Actor::System("test");
         for (code, kind, parent) in [
             ("CITY", "city", None),
@@ -104,17 +123,37 @@ impl Env {
             sites::create(
                 &kernel.db,
                 &sys,
-                NewSite { code: code.into(), name_zh: format!("{code}站"), kind: kind.into(), parent_code: parent.map(Into::into), opened_on: Some("2020-01-01".into()), ..Default::default() },
+                NewSite {
+                    code: code.into(),
+                    name_zh: format!("{code}站"),
+                    kind: kind.into(),
+                    parent_code: parent.map(Into::into),
+                    opened_on: Some("2020-01-01".into()),
+                    ..Default::default()
+                },
             )
             .await
             .unwrap();
         }
         let (admin, _) = person_with_role(&kernel, "admin", "CITY", "city_admin").await;
-        let (t1_admin, t1_admin_id) = person_with_role(&kernel, "t1admin", "T1", "site_admin").await;
+        let (t1_admin, t1_admin_id) =
+            person_with_role(&kernel, "t1admin", "T1", "site_admin").await;
         let (learner, learner_id) = person_with_role(&kernel, "learner1", "T1-V1", "learner").await;
         let state = AppState::new(kernel.clone(), &limits);
         let app = app(state.clone(), &limits);
-        Env { kernel, state, limits, app, admin, t1_admin, t1_admin_id, learner, learner_id, pg, _dir: std::sync::Arc::new(dir) }
+        Env {
+            kernel,
+            state,
+            limits,
+            app,
+            admin,
+            t1_admin,
+            t1_admin_id,
+            learner,
+            learner_id,
+            pg,
+            _dir: std::sync::Arc::new(dir),
+        }
     }
 
     /// Drop the PostgreSQL database of this test.
@@ -122,7 +161,9 @@ impl Env {
         self.kernel.db.close().await;
         if let Some((base, name)) = &self.pg {
             if let Ok(admin) = Db::connect(&format!("{base}/postgres")).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.reader()).await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(admin.reader())
+                    .await;
                 admin.close().await;
             }
         }
@@ -134,7 +175,14 @@ impl Env {
     }
 
     /// One request; returns status, headers and the parsed body (Null if empty, String if not JSON).
-    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Body, content_type: Option<&str>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+        content_type: Option<&str>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
@@ -142,22 +190,43 @@ impl Env {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let res = self.app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         (status, headers, value)
     }
 
     /// A JSON request.
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let (s, _, v) = match body {
-            Some(b) => self.raw(method, path, token, Body::from(b.to_string()), Some("application/json")).await,
+            Some(b) => {
+                self.raw(
+                    method,
+                    path,
+                    token,
+                    Body::from(b.to_string()),
+                    Some("application/json"),
+                )
+                .await
+            }
             None => self.raw(method, path, token, Body::empty(), None).await,
         };
         (s, v)
@@ -181,8 +250,12 @@ async fn person_with_role(kernel: &Kernel, login: &str, home: &str, role: &str) 
     .await
     .unwrap();
     let site = if role == "city_admin" { "CITY" } else { home };
-    identity::grant(kernel, &sys, p.id, role, site).await.unwrap();
-    let t = identity::login(kernel, login, "password-123").await.unwrap();
+    identity::grant(kernel, &sys, p.id, role, site)
+        .await
+        .unwrap();
+    let t = identity::login(kernel, login, "password-123")
+        .await
+        .unwrap();
     (t.token, p.id)
 }
 
