@@ -264,3 +264,28 @@ both!(
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
 );
+
+both!(me_roles_and_rules_listings, |env: Env| async move {
+    let (s, v) = env
+        .call("GET", "/api/v1/me", Some(&env.learner), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["person"]["id"], env.learner_id);
+    assert_eq!(v["roles"][0]["role"], "learner");
+    assert_eq!(v["roles"][0]["site_code"], "T1-V1");
+    let (s, v) = env
+        .call(
+            "GET",
+            &format!("/api/v1/persons/{}/roles", env.t1_admin_id),
+            Some(&env.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["role"], "site_admin");
+    let (s, v) = env
+        .call("GET", "/api/v1/rules", Some(&env.learner), None)
+        .await;
+    assert_eq!((s, v), (StatusCode::OK, json!([])));
+});
