@@ -419,20 +419,7 @@ pub async fn grant(
         Role::PiiReader => actor.require_city_admin("granting pii_reader")?,
         Role::SiteAdmin => {
             // A peer admin is made from above: an admin of the parent (or city).
-            let parent = site
-                .path
-                .trim_end_matches(&format!("{}/", site.id))
-                .to_string();
-            if !actor.is_city_admin() {
-                actor.require_admin(
-                    if site.parent_id.is_some() {
-                        &parent
-                    } else {
-                        &site.path
-                    },
-                    "granting site_admin",
-                )?;
-            }
+            actor.require_admin(site.parent_path(), "granting site_admin")?
         }
         _ => actor.require_admin(&site.path, "granting a role")?,
     }

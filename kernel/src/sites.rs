@@ -91,6 +91,23 @@ pub struct Site {
     pub path: String,
 }
 
+impl Site {
+    /// The path of the parent site (the site's own path for the root).
+    ///
+    /// Strips exactly the last segment: `trim_end_matches` would strip a
+    /// repeated suffix too (`/1/15/5/` would lose `5/` twice).
+    pub fn parent_path(&self) -> &str {
+        if self.parent_id.is_none() {
+            return &self.path;
+        }
+        let own = self.path.strip_suffix('/').unwrap_or(&self.path);
+        match own.rfind('/') {
+            Some(i) => &self.path[..=i],
+            None => &self.path,
+        }
+    }
+}
+
 const SELECT: &str = "SELECT s.id, s.code, s.name_zh, s.name_en, s.kind, s.level, s.parent_id, \
     p.code AS parent_code, s.address, s.latitude, s.longitude, s.operator, s.status, s.opened_on, \
     s.closed_on, s.path FROM sites s LEFT JOIN sites p ON p.id = s.parent_id";
@@ -596,11 +613,7 @@ async fn move_site(tx: &mut Tx, actor: &Actor, site: &Site, new_parent_code: &st
         ));
     }
     // Moving is a structural change of both the old and the new parent.
-    let old_parent_path = site
-        .path
-        .trim_end_matches(&format!("{}/", site.id))
-        .to_string();
-    actor.require_admin(&old_parent_path, "moving a site")?;
+    actor.require_admin(site.parent_path(), "moving a site")?;
     actor.require_admin(&parent.path, "moving a site")?;
     let new_path = format!("{}{}/", parent.path, site.id);
     sqlx::query(
@@ -628,14 +641,7 @@ pub async fn close(db: &Db, actor: &Actor, reference: &str, on: Option<String>) 
     };
     let mut tx = db.begin().await?;
     let before = resolve_in(&mut tx, actor, reference).await?;
-    let parent_path = match before.parent_id {
-        Some(_) => before
-            .path
-            .trim_end_matches(&format!("{}/", before.id))
-            .to_string(),
-        None => before.path.clone(),
-    };
-    actor.require_admin(&parent_path, "closing a site")?;
+    actor.require_admin(before.parent_path(), "closing a site")?;
     if before.status == "closed" {
         return Err(Error::Conflict {
             field: None,
@@ -807,4 +813,37 @@ pub async fn list(db: &Db, actor: &Actor, q: ListQuery) -> Result<Vec<Site>> {
     }
     let rows = query.fetch_all(db.reader()).await?;
     Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(id: i64, parent: Option<i64>, path: &str) -> Site {
+        Site {
+            id,
+            code: String::new(),
+            name_zh: String::new(),
+            name_en: None,
+            kind: "village".into(),
+            level: "village".into(),
+            parent_id: parent,
+            parent_code: None,
+            address: None,
+            latitude: None,
+            longitude: None,
+            operator: "public".into(),
+            status: "active".into(),
+            opened_on: String::new(),
+            closed_on: None,
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn parent_path_strips_exactly_one_segment() {
+        assert_eq!(site(5, Some(15), "/1/15/5/").parent_path(), "/1/15/");
+        assert_eq!(site(42, Some(7), "/1/7/42/").parent_path(), "/1/7/");
+        assert_eq!(site(1, None, "/1/").parent_path(), "/1/");
+    }
 }
