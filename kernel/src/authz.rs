@@ -155,9 +155,14 @@ impl Actor {
         }
     }
 
+    /// True if the actor administers `path` (site or city admin above it).
+    pub fn is_admin_over(&self, path: &str) -> bool {
+        self.covers(ADMINS, path)
+    }
+
     /// Require an admin role covering `path`.
     pub fn require_admin(&self, path: &str, action: &str) -> Result<()> {
-        if self.covers(ADMINS, path) {
+        if self.is_admin_over(path) {
             Ok(())
         } else {
             Err(Error::forbidden(format!(

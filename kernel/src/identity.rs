@@ -284,8 +284,7 @@ async fn fetch(tx: &mut Tx, id: i64) -> Result<Person> {
 
 /// True if the actor may read this person's record.
 pub fn can_read(actor: &Actor, p: &Person) -> bool {
-    actor.person_id() == Some(p.id)
-        || actor.covers(&[Role::SiteAdmin, Role::CityAdmin], &p.home_path)
+    actor.person_id() == Some(p.id) || actor.is_admin_over(&p.home_path)
 }
 
 /// Get a person the actor may read (self, or an admin over their home site).

@@ -315,27 +315,72 @@ where
     Ok(row.map(|r| from_row(&r)).transpose()?)
 }
 
-/// Resolve an id-or-code reference ("42" or "TS-01").
+/// Fetch a site by an id-or-code reference ("42" or "TS-01") in one query;
+/// an id match wins over a code match.
+pub async fn fetch_ref<'e, E>(exec: E, reference: &str) -> Result<Option<Site>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(&format!(
+        "{SELECT} WHERE s.id = $1 OR s.code = $2 ORDER BY CASE WHEN s.id = $1 THEN 0 ELSE 1 END LIMIT 1"
+    ))
+    .bind(reference.parse::<i64>().unwrap_or(-1))
+    .bind(reference)
+    .fetch_optional(exec)
+    .await?;
+    Ok(row.map(|r| from_row(&r)).transpose()?)
+}
+
+/// Resolve an id-or-code reference, without an access check.
 pub async fn resolve(db: &Db, reference: &str) -> Result<Site> {
-    let found = match reference.parse::<i64>() {
-        Ok(id) => fetch(db.reader(), id).await?,
-        Err(_) => None,
-    };
-    let found = match found {
-        Some(s) => Some(s),
-        None => fetch_by_code(db.reader(), reference).await?,
-    };
-    found.ok_or_else(|| Error::NotFound(format!("site {reference}")))
+    fetch_ref(db.reader(), reference)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("site {reference}")))
+}
+
+/// A found site if the actor may see it; otherwise "not found", so a site
+/// outside the caller's view does not reveal that it exists.
+fn visible(actor: &Actor, site: Option<Site>, reference: &str) -> Result<Site> {
+    match site {
+        Some(s) if actor.can_see_site(&s.path) => Ok(s),
+        _ => Err(Error::NotFound(format!("site {reference}"))),
+    }
 }
 
 /// Get one site the actor may see.
 pub async fn get(db: &Db, actor: &Actor, reference: &str) -> Result<Site> {
-    let site = resolve(db, reference).await?;
-    if !actor.can_see_site(&site.path) {
-        // Do not reveal that a site outside the caller's view exists.
-        return Err(Error::NotFound(format!("site {reference}")));
-    }
-    Ok(site)
+    visible(actor, fetch_ref(db.reader(), reference).await?, reference)
+}
+
+async fn resolve_in(tx: &mut Tx, actor: &Actor, reference: &str) -> Result<Site> {
+    visible(actor, fetch_ref(&mut **tx, reference).await?, reference)
+}
+
+/// Re-read a site changed in `tx` and audit the change; returns the new state.
+pub(crate) async fn audit_change(
+    tx: &mut Tx,
+    actor: &Actor,
+    action: &str,
+    before: Option<&Site>,
+    id: i64,
+) -> Result<Site> {
+    let after = fetch(&mut **tx, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("site {id}")))?;
+    audit::record(
+        tx,
+        actor,
+        Change {
+            action,
+            site: Some((after.id, &after.path)),
+            object_type: "site",
+            object_id: after.id.to_string(),
+            before: before.map(|b| serde_json::to_value(b).unwrap_or_default()),
+            after: Some(serde_json::to_value(&after).unwrap_or_default()),
+        },
+    )
+    .await?;
+    Ok(after)
 }
 
 /// Create a site inside `tx` (no commit), checking the actor and invariants.
@@ -448,23 +493,7 @@ pub async fn create_in(tx: &mut Tx, actor: &Actor, n: NewSite) -> Result<Site> {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    let site = fetch(&mut **tx, id)
-        .await?
-        .ok_or_else(|| Error::NotFound("site".into()))?;
-    audit::record(
-        tx,
-        actor,
-        Change {
-            action: "site.create",
-            site: Some((site.id, &site.path)),
-            object_type: "site",
-            object_id: site.id.to_string(),
-            before: None,
-            after: Some(serde_json::to_value(&site).unwrap_or_default()),
-        },
-    )
-    .await?;
-    Ok(site)
+    audit_change(tx, actor, "site.create", None, id).await
 }
 
 /// Create a site in its own transaction.
@@ -540,39 +569,9 @@ pub async fn update(db: &Db, actor: &Actor, reference: &str, patch: SitePatch) -
     .bind(before.id)
     .execute(&mut *tx)
     .await?;
-    let after = fetch(&mut *tx, before.id)
-        .await?
-        .ok_or_else(|| Error::NotFound("site".into()))?;
-    audit::record(
-        &mut tx,
-        actor,
-        Change {
-            action: "site.update",
-            site: Some((after.id, &after.path)),
-            object_type: "site",
-            object_id: after.id.to_string(),
-            before: Some(serde_json::to_value(&before).unwrap_or_default()),
-            after: Some(serde_json::to_value(&after).unwrap_or_default()),
-        },
-    )
-    .await?;
+    let after = audit_change(&mut tx, actor, "site.update", Some(&before), before.id).await?;
     tx.commit().await?;
     Ok(after)
-}
-
-async fn resolve_in(tx: &mut Tx, actor: &Actor, reference: &str) -> Result<Site> {
-    let by_id = match reference.parse::<i64>() {
-        Ok(id) => fetch(&mut **tx, id).await?,
-        Err(_) => None,
-    };
-    let site = match by_id {
-        Some(s) => Some(s),
-        None => fetch_by_code(&mut **tx, reference).await?,
-    };
-    match site {
-        Some(s) if actor.can_see_site(&s.path) => Ok(s),
-        _ => Err(Error::NotFound(format!("site {reference}"))),
-    }
 }
 
 async fn move_site(tx: &mut Tx, actor: &Actor, site: &Site, new_parent_code: &str) -> Result<()> {
@@ -670,22 +669,7 @@ pub async fn close(db: &Db, actor: &Actor, reference: &str, on: Option<String>) 
     .bind(before.id)
     .execute(&mut *tx)
     .await?;
-    let after = fetch(&mut *tx, before.id)
-        .await?
-        .ok_or_else(|| Error::NotFound("site".into()))?;
-    audit::record(
-        &mut tx,
-        actor,
-        Change {
-            action: "site.close",
-            site: Some((after.id, &after.path)),
-            object_type: "site",
-            object_id: after.id.to_string(),
-            before: Some(serde_json::to_value(&before).unwrap_or_default()),
-            after: Some(serde_json::to_value(&after).unwrap_or_default()),
-        },
-    )
-    .await?;
+    let after = audit_change(&mut tx, actor, "site.close", Some(&before), before.id).await?;
     tx.commit().await?;
     Ok(after)
 }

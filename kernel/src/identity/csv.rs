@@ -129,10 +129,7 @@ pub async fn import(
                 continue;
             }
         };
-        if !actor.covers(
-            &[crate::authz::Role::SiteAdmin, crate::authz::Role::CityAdmin],
-            &home.path,
-        ) {
+        if !actor.is_admin_over(&home.path) {
             errors.push(RowError {
                 line,
                 field: "home_site".into(),

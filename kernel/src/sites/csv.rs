@@ -11,7 +11,6 @@
 use super::{
     allowed_parents, create_in, fetch_by_code, list, validate_new, ListQuery, NewSite, Site,
 };
-use crate::audit::{self, Change};
 use crate::authz::Actor;
 use crate::error::{Error, FieldError, Result};
 use crate::storage::{now_micros, Db};
@@ -251,10 +250,7 @@ pub async fn import(db: &Db, actor: &Actor, input: &str) -> Result<ImportReport,
                     ),
                 });
             }
-            if !actor.covers(
-                &[crate::authz::Role::SiteAdmin, crate::authz::Role::CityAdmin],
-                &old.path,
-            ) {
+            if !actor.is_admin_over(&old.path) {
                 errors.push(RowError {
                     line: row.line,
                     field: "code".into(),
@@ -398,17 +394,6 @@ async fn update_row(
     .bind(old.id)
     .execute(&mut **tx)
     .await?;
-    audit::record(
-        tx,
-        actor,
-        Change {
-            action: "site.import_update",
-            site: Some((old.id, &old.path)),
-            object_type: "site",
-            object_id: old.id.to_string(),
-            before: Some(serde_json::to_value(old).unwrap_or_default()),
-            after: None,
-        },
-    )
-    .await
+    super::audit_change(tx, actor, "site.import_update", Some(old), old.id).await?;
+    Ok(())
 }
