@@ -7,7 +7,7 @@ use crate::http::{self, AppState};
 use crate::kernel::Kernel;
 use crate::storage::{self, Db};
 use crate::{accounts::ledger, identity, sites};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -225,11 +225,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let k = open(&cfg).await?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            match sites::csv::import(&k.db, &system, &text).await {
-                Ok(r) => println!("imported: {} created, {} updated", r.created, r.updated),
-                Err(sites::csv::ImportError::Rows(rows)) => return Ok(report_rows(&rows)),
-                Err(sites::csv::ImportError::Other(e)) => return Err(e.into()),
-            }
+            let Some(r) = imported(sites::csv::import(&k.db, &system, &text).await)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            println!("imported: {} created, {} updated", r.created, r.updated);
         }
         Command::Site {
             command: SiteCommand::Export { within, out },
@@ -258,17 +257,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             };
-            match identity::csv::import(&k, &system, &text, &progress).await {
-                Ok(n) => {
-                    bar.finish_and_clear();
-                    println!("imported {n} persons");
-                }
-                Err(sites::csv::ImportError::Rows(rows)) => {
-                    bar.finish_and_clear();
-                    return Ok(report_rows(&rows));
-                }
-                Err(sites::csv::ImportError::Other(e)) => return Err(e.into()),
-            }
+            let result = identity::csv::import(&k, &system, &text, &progress).await;
+            bar.finish_and_clear();
+            let Some(n) = imported(result)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            println!("imported {n} persons");
         }
         Command::Ledger {
             command: LedgerCommand::Verify,
@@ -316,12 +310,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_rows(rows: &[sites::csv::RowError]) -> ExitCode {
-    for r in rows {
-        eprintln!("line {}: {}: {}", r.line, r.field, r.message);
+/// The imported value, or `None` after printing the per-row report.
+fn imported<T>(result: Result<T, sites::csv::ImportError>) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(sites::csv::ImportError::Rows(rows)) => {
+            for r in &rows {
+                eprintln!("line {}: {}: {}", r.line, r.field, r.message);
+            }
+            eprintln!("error: {} row error(s); nothing was imported", rows.len());
+            Ok(None)
+        }
+        Err(sites::csv::ImportError::Other(e)) => Err(e.into()),
     }
-    eprintln!("error: {} row error(s); nothing was imported", rows.len());
-    ExitCode::FAILURE
 }
 
 async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
@@ -356,9 +357,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-/// Fail with a clear message (used by `demo`).
-pub fn fail(msg: &str) -> Result<()> {
-    bail!("{msg}")
 }

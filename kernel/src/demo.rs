@@ -81,16 +81,25 @@ fn flatten(e: Error) -> anyhow::Error {
     }
 }
 
-struct Spec {
-    code: String,
-    name: String,
-    en: Option<String>,
-    kind: &'static str,
-    parent: Option<String>,
-    operator: &'static str,
-    opened_on: String,
-    lat: f64,
-    lon: f64,
+/// A demo site under `parent`; coordinates are added when it is created.
+fn site(
+    code: &str,
+    name: &str,
+    kind: &str,
+    parent: &str,
+    operator: &str,
+    opened_on: &str,
+) -> NewSite {
+    NewSite {
+        code: code.into(),
+        name_zh: name.into(),
+        kind: kind.into(),
+        parent_code: Some(parent.into()),
+        address: Some(format!("{name}路{}号", code.len() * 7)),
+        operator: Some(operator.into()),
+        opened_on: Some(opened_on.into()),
+        ..Default::default()
+    }
 }
 
 /// Build the demo city unless one exists. Returns a summary to print.
@@ -136,245 +145,157 @@ pub async fn build(k: &Kernel) -> Result<String> {
         "青溪镇",
     ];
     let villages = ["社区一", "社区二", "村一", "村二", "村三"];
-    let mut specs: Vec<Spec> = Vec::new();
-    let base = (24.51, 117.65);
-    let at = |rng: &mut rand::rngs::StdRng| {
+    // City-level institutions: (code, name, English name, kind, operator, opened on).
+    let city_sites = [
         (
-            base.0 + rng.gen_range(-0.2..0.2),
-            base.1 + rng.gen_range(-0.2..0.2),
-        )
-    };
-    let push = |specs: &mut Vec<Spec>,
-                rng: &mut rand::rngs::StdRng,
-                code: String,
-                name: String,
-                en: Option<String>,
-                kind: &'static str,
-                parent: &str,
-                operator: &'static str,
-                year: i32| {
-        let (lat, lon) = at(rng);
-        specs.push(Spec {
-            code,
-            name,
-            en,
-            kind,
-            parent: Some(parent.to_string()),
-            operator,
-            opened_on: format!("{year}-09-01"),
-            lat,
-            lon,
-        });
-    };
-    push(
-        &mut specs,
-        &mut rng,
-        "CITY-EU".into(),
-        "滨海市老年大学".into(),
-        Some("Binhai Elder University".into()),
-        "elder_university",
-        "CITY",
-        "public",
-        2001,
-    );
-    push(
-        &mut specs,
-        &mut rng,
-        "CITY-EU-SO".into(),
-        "滨海乐龄老年大学".into(),
-        Some("Leling Elder University".into()),
-        "elder_university",
-        "CITY",
-        "social_organisation",
-        2026,
-    );
-    push(
-        &mut specs,
-        &mut rng,
-        "CITY-OU".into(),
-        "滨海开放大学".into(),
-        Some("Binhai Open University".into()),
-        "open_university",
-        "CITY",
-        "public",
-        1985,
-    );
-    push(
-        &mut specs,
-        &mut rng,
-        "CITY-TTS".into(),
-        "滨海教师进修学校".into(),
-        None,
-        "teacher_training_school",
-        "CITY",
-        "public",
-        1990,
-    );
-    push(
-        &mut specs,
-        &mut rng,
-        "CITY-MUS".into(),
-        "滨海博物馆".into(),
-        Some("Binhai Museum".into()),
-        "museum",
-        "CITY",
-        "public",
-        2010,
-    );
-    push(
-        &mut specs,
-        &mut rng,
-        "CITY-SCI".into(),
-        "市民科学学习工坊".into(),
-        None,
-        "science_workshop",
-        "CITY",
-        "public",
-        2026,
-    );
+            "CITY-EU",
+            "滨海市老年大学",
+            Some("Binhai Elder University"),
+            "elder_university",
+            "public",
+            "2001-09-01",
+        ),
+        (
+            "CITY-EU-SO",
+            "滨海乐龄老年大学",
+            Some("Leling Elder University"),
+            "elder_university",
+            "social_organisation",
+            "2026-09-01",
+        ),
+        (
+            "CITY-OU",
+            "滨海开放大学",
+            Some("Binhai Open University"),
+            "open_university",
+            "public",
+            "1985-09-01",
+        ),
+        (
+            "CITY-TTS",
+            "滨海教师进修学校",
+            None,
+            "teacher_training_school",
+            "public",
+            "1990-09-01",
+        ),
+        (
+            "CITY-MUS",
+            "滨海博物馆",
+            Some("Binhai Museum"),
+            "museum",
+            "public",
+            "2010-09-01",
+        ),
+        (
+            "CITY-SCI",
+            "市民科学学习工坊",
+            None,
+            "science_workshop",
+            "public",
+            "2026-09-01",
+        ),
+    ];
+    let mut specs: Vec<NewSite> = city_sites
+        .iter()
+        .map(|(code, name, en, kind, operator, opened_on)| NewSite {
+            name_en: en.map(Into::into),
+            ..site(code, name, kind, "CITY", operator, opened_on)
+        })
+        .collect();
     for (t, tname) in townships.iter().enumerate() {
         let tcode = format!("T{:02}", t + 1);
-        let (lat, lon) = at(&mut rng);
-        specs.push(Spec {
-            code: tcode.clone(),
-            name: tname.to_string(),
-            en: None,
-            kind: "township",
-            parent: Some("CITY".into()),
-            operator: "public",
-            opened_on: "2000-01-01".into(),
-            lat,
-            lon,
-        });
-        push(
-            &mut specs,
-            &mut rng,
-            format!("{tcode}-CS"),
-            format!("{tname}社区学校"),
-            None,
-            "community_school",
+        specs.push(site(
             &tcode,
+            tname,
+            "township",
+            "CITY",
             "public",
-            if t < 2 { 2026 } else { 2015 },
-        );
-        push(
-            &mut specs,
-            &mut rng,
-            format!("{tcode}-EU"),
-            format!("{tname}老年学校"),
-            None,
-            "elder_university",
-            &tcode,
-            "public",
-            2012,
-        );
-        push(
-            &mut specs,
-            &mut rng,
-            format!("{tcode}-CH"),
-            format!("{tname}文化馆"),
-            None,
-            "culture_hall",
-            &tcode,
-            "public",
-            2008,
-        );
-        push(
-            &mut specs,
-            &mut rng,
-            format!("{tcode}-ETC"),
-            format!("{tname}企业培训中心"),
-            None,
-            "enterprise_training_centre",
-            &tcode,
-            "enterprise",
-            2018,
-        );
+            "2000-01-01",
+        ));
+        let school_opened = if t < 2 { "2026-09-01" } else { "2015-09-01" };
+        let mut institutions = vec![
+            (
+                "CS",
+                "社区学校",
+                "community_school",
+                "public",
+                school_opened,
+            ),
+            ("EU", "老年学校", "elder_university", "public", "2012-09-01"),
+            ("CH", "文化馆", "culture_hall", "public", "2008-09-01"),
+            (
+                "ETC",
+                "企业培训中心",
+                "enterprise_training_centre",
+                "enterprise",
+                "2018-09-01",
+            ),
+        ];
         if t % 2 == 0 {
-            push(
-                &mut specs,
-                &mut rng,
-                format!("{tcode}-YC"),
-                format!("{tname}青少年宫"),
-                None,
-                "youth_centre",
-                &tcode,
-                "public",
-                2016,
-            );
-            push(
-                &mut specs,
-                &mut rng,
-                format!("{tcode}-XB"),
-                format!("{tname}终身学习体验基地"),
-                None,
+            institutions.push(("YC", "青少年宫", "youth_centre", "public", "2016-09-01"));
+            institutions.push((
+                "XB",
+                "终身学习体验基地",
                 "experience_base",
-                &tcode,
                 "public",
-                2026,
-            );
+                "2026-09-01",
+            ));
+        }
+        for (suffix, name, kind, operator, opened_on) in institutions {
+            let code = format!("{tcode}-{suffix}");
+            specs.push(site(
+                &code,
+                &format!("{tname}{name}"),
+                kind,
+                &tcode,
+                operator,
+                opened_on,
+            ));
         }
         for (v, vname) in villages.iter().enumerate() {
             let vcode = format!("{tcode}-V{}", v + 1);
-            let (lat, lon) = at(&mut rng);
-            specs.push(Spec {
-                code: vcode.clone(),
-                name: format!("{tname}{vname}"),
-                en: None,
-                kind: "village",
-                parent: Some(tcode.clone()),
-                operator: "public",
-                opened_on: "2000-01-01".into(),
-                lat,
-                lon,
-            });
-            push(
-                &mut specs,
-                &mut rng,
-                format!("{vcode}-TP"),
-                format!("{tname}{vname}教学点"),
-                None,
+            let vfull = format!("{tname}{vname}");
+            specs.push(site(
+                &vcode,
+                &vfull,
+                "village",
+                &tcode,
+                "public",
+                "2000-01-01",
+            ));
+            let point_opened = if v == 4 { "2026-09-01" } else { "2019-09-01" };
+            let point = format!("{vcode}-TP");
+            specs.push(site(
+                &point,
+                &format!("{vfull}教学点"),
                 "community_teaching_point",
                 &vcode,
                 "public",
-                if v == 4 { 2026 } else { 2019 },
-            );
+                point_opened,
+            ));
             if v == 0 {
-                push(
-                    &mut specs,
-                    &mut rng,
-                    format!("{vcode}-WP"),
-                    format!("{tname}{vname}人文行走点"),
-                    None,
+                let walk = format!("{vcode}-WP");
+                specs.push(site(
+                    &walk,
+                    &format!("{vfull}人文行走点"),
                     "walking_point",
                     &vcode,
                     "public",
-                    2026,
-                );
+                    "2026-09-01",
+                ));
             }
         }
     }
+    let site_count = specs.len() + 1;
+    let base = (24.51, 117.65);
     let mut tx = k.db.begin().await?;
-    for s in &specs {
-        sites::create_in(
-            &mut tx,
-            &system,
-            NewSite {
-                code: s.code.clone(),
-                name_zh: s.name.clone(),
-                name_en: s.en.clone(),
-                kind: s.kind.into(),
-                parent_code: s.parent.clone(),
-                parent_id: None,
-                address: Some(format!("{}路{}号", s.name, s.code.len() * 7)),
-                latitude: Some(s.lat),
-                longitude: Some(s.lon),
-                operator: Some(s.operator.into()),
-                opened_on: Some(s.opened_on.clone()),
-            },
-        )
-        .await
-        .map_err(flatten)?;
+    for mut spec in specs {
+        spec.latitude = Some(base.0 + rng.gen_range(-0.2..0.2));
+        spec.longitude = Some(base.1 + rng.gen_range(-0.2..0.2));
+        sites::create_in(&mut tx, &system, spec)
+            .await
+            .map_err(flatten)?;
     }
     tx.commit().await?;
 
@@ -538,7 +459,7 @@ pub async fn build(k: &Kernel) -> Result<String> {
         "demo city {} built: {} sites, {persons} persons, {entries} ledger entries.\n\
          Sign in: POST /api/v1/auth/login {{\"login\":\"{}\",\"password\":\"{}\"}} (township admins: t01-admin … t06-admin, same password)",
         city.name_zh,
-        specs.len() + 1,
+        site_count,
         DEMO_ADMIN.0,
         DEMO_ADMIN.1
     ))

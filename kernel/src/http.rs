@@ -39,22 +39,25 @@ pub struct AppState {
     /// The kernel.
     pub kernel: Kernel,
     limiter: Arc<Semaphore>,
+    max_concurrent: usize,
     timeout: Duration,
 }
 
 impl AppState {
     /// State for `kernel` under `limits`.
     pub fn new(kernel: Kernel, limits: &Limits) -> AppState {
+        let max_concurrent = limits.max_concurrent_requests.max(1);
         AppState {
             kernel,
-            limiter: Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1))),
+            limiter: Arc::new(Semaphore::new(max_concurrent)),
+            max_concurrent,
             timeout: Duration::from_millis(limits.request_timeout_ms.max(1)),
         }
     }
 
     /// API requests in progress right now.
-    pub fn in_flight(&self, limits: &Limits) -> usize {
-        limits.max_concurrent_requests.max(1) - self.limiter.available_permits()
+    pub fn in_flight(&self) -> usize {
+        self.max_concurrent - self.limiter.available_permits()
     }
 }
 

@@ -269,6 +269,8 @@ struct Request {
     rule: Option<String>,
     idempotency_key: String,
     reverses: Option<i64>,
+    /// Credits fixed by the caller instead of a rule (a reversal negates the original's).
+    credits: Option<i64>,
 }
 
 impl Request {
@@ -371,8 +373,9 @@ pub async fn record(
         rule: n.rule,
         idempotency_key: n.idempotency_key,
         reverses: None,
+        credits: None,
     };
-    append(k, actor, origin, req, Some((site.id, site.path))).await
+    append(k, actor, origin, req, Some(&site.path)).await
 }
 
 /// Reverse an entry (the only correction there is).
@@ -435,49 +438,29 @@ pub async fn reverse(
         rule: None,
         idempotency_key: idempotency_key.to_string(),
         reverses: Some(original.id),
+        credits: Some(-original.credits_milli),
     };
-    let credits = -original.credits_milli;
-    append_with(
+    append(
         k,
         actor,
         "kernel",
         req,
-        site.map(|s| (s.id, s.path)),
-        Some(credits),
+        site.as_ref().map(|s| s.path.as_str()),
     )
     .await
 }
 
+/// Append `req`, resolving a lost race on its idempotency key.
+/// `site_path` is the source site's path, for the audit record.
 async fn append(
     k: &Kernel,
     actor: &Actor,
     origin: &str,
     req: Request,
-    site: Option<(i64, String)>,
-) -> Result<(Entry, Recorded)> {
-    append_with(k, actor, origin, req, site, None).await
-}
-
-async fn append_with(
-    k: &Kernel,
-    actor: &Actor,
-    origin: &str,
-    req: Request,
-    site: Option<(i64, String)>,
-    fixed_credits: Option<i64>,
+    site_path: Option<&str>,
 ) -> Result<(Entry, Recorded)> {
     let content_hash = req.content_hash();
-    match append_once(
-        k,
-        actor,
-        origin,
-        &req,
-        &content_hash,
-        site.clone(),
-        fixed_credits,
-    )
-    .await
-    {
+    match append_once(k, actor, origin, &req, &content_hash, site_path).await {
         // Lost a race on the idempotency key (another account or another
         // node got there first): the winner's entry decides.
         Err(AppendError::KeyTaken) => {
@@ -532,8 +515,7 @@ async fn append_once(
     origin: &str,
     req: &Request,
     content_hash: &[u8],
-    site: Option<(i64, String)>,
-    fixed_credits: Option<i64>,
+    site_path: Option<&str>,
 ) -> Result<(Entry, Recorded), AppendError> {
     let mut tx = k.db.begin().await?;
     // Lock the account row: orders concurrent appends on PostgreSQL (the
@@ -569,7 +551,7 @@ async fn append_once(
         }
         .into());
     }
-    let (credits_milli, rule_code, rule_version) = match (fixed_credits, &req.rule) {
+    let (credits_milli, rule_code, rule_version) = match (req.credits, &req.rule) {
         (Some(c), _) => (c, None, None),
         (None, Some(code)) => {
             let rule = rules::effective(&mut tx, code, &req.occurred_on).await?;
@@ -649,7 +631,7 @@ async fn append_once(
             } else {
                 "ledger.record"
             },
-            site: site.as_ref().map(|(id, path)| (*id, path.as_str())),
+            site: req.source_site_id.zip(site_path),
             object_type: "ledger_entry",
             object_id: entry.id.to_string(),
             before: None,

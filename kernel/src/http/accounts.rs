@@ -46,14 +46,23 @@ async fn statement(
     Auth(actor, _): Auth,
     Path(id): Path<i64>,
     Query(p): Query<page::PageQuery>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<StatementPage>> {
     let limit = page::limit(p.limit)?;
-    let st: Statement =
+    let statement =
         ledger::statement(&s.kernel, &actor, id, page::decode_id(&p.cursor)?, limit).await?;
-    let next = page::page(st.entries.clone(), limit, |e| e.seq.to_string()).next_cursor;
-    let mut v = serde_json::to_value(&st).unwrap_or_default();
-    v["next_cursor"] = serde_json::to_value(next).unwrap_or_default();
-    Ok(axum::Json(v))
+    let next_cursor = page::next_cursor(&statement.entries, limit, |e| e.seq.to_string());
+    Ok(axum::Json(StatementPage {
+        statement,
+        next_cursor,
+    }))
+}
+
+/// A statement with the cursor for its next page of entries.
+#[derive(serde::Serialize)]
+struct StatementPage {
+    #[serde(flatten)]
+    statement: Statement,
+    next_cursor: Option<String>,
 }
 
 fn created((entry, how): (Entry, Recorded)) -> (StatusCode, axum::Json<Entry>) {

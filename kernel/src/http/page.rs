@@ -58,14 +58,19 @@ pub fn decode_id(cursor: &Option<String>) -> Result<i64, ApiError> {
     }
 }
 
-/// Build a page: a next cursor only when the page is full.
-pub fn page<T>(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
-    let next_cursor = if items.len() as i64 == limit {
+/// The cursor after `items`: only when the page is full.
+pub fn next_cursor<T>(items: &[T], limit: i64, key: impl Fn(&T) -> String) -> Option<String> {
+    if items.len() as i64 == limit {
         items
             .last()
             .map(|l| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(l)))
     } else {
         None
-    };
+    }
+}
+
+/// Build a page.
+pub fn page<T>(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
+    let next_cursor = next_cursor(&items, limit, key);
     Page { items, next_cursor }
 }

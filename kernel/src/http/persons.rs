@@ -64,11 +64,8 @@ async fn import(
     Auth(actor, _): Auth,
     body: String,
 ) -> ApiResult<axum::Json<Value>> {
-    match identity::csv::import(&s.kernel, &actor, &body, &|_, _| {}).await {
-        Ok(n) => Ok(axum::Json(json!({ "created": n }))),
-        Err(crate::sites::csv::ImportError::Rows(rows)) => Err(super::sites::rows_problem(rows)),
-        Err(crate::sites::csv::ImportError::Other(e)) => Err(e.into()),
-    }
+    let created = identity::csv::import(&s.kernel, &actor, &body, &|_, _| {}).await?;
+    Ok(axum::Json(json!({ "created": created })))
 }
 
 #[derive(Deserialize)]

@@ -172,23 +172,28 @@ async fn import(
     Auth(actor, _): Auth,
     body: String,
 ) -> ApiResult<axum::Json<sitecsv::ImportReport>> {
-    match sitecsv::import(&s.kernel.db, &actor, &body).await {
-        Ok(r) => Ok(axum::Json(r)),
-        Err(sitecsv::ImportError::Rows(rows)) => Err(rows_problem(rows)),
-        Err(sitecsv::ImportError::Other(e)) => Err(e.into()),
-    }
+    Ok(axum::Json(
+        sitecsv::import(&s.kernel.db, &actor, &body).await?,
+    ))
 }
 
-/// A per-row CSV report as a 422 problem; `field` is `line N: column`.
-pub fn rows_problem(rows: Vec<sitecsv::RowError>) -> ApiError {
-    let n = rows.len();
-    ApiError::from(crate::error::Error::Invalid(
-        rows.into_iter()
-            .map(|r| crate::error::FieldError {
-                field: format!("line {}: {}", r.line, r.field),
-                message: r.message,
-            })
-            .collect(),
-    ))
-    .with_detail(format!("{n} row error(s); nothing was imported"))
+/// A CSV import refusal: the per-row report as a 422 problem whose fields
+/// read `line N: column`.
+impl From<sitecsv::ImportError> for ApiError {
+    fn from(e: sitecsv::ImportError) -> ApiError {
+        let rows = match e {
+            sitecsv::ImportError::Rows(rows) => rows,
+            sitecsv::ImportError::Other(e) => return e.into(),
+        };
+        let n = rows.len();
+        ApiError::from(crate::error::Error::Invalid(
+            rows.into_iter()
+                .map(|r| crate::error::FieldError {
+                    field: format!("line {}: {}", r.line, r.field),
+                    message: r.message,
+                })
+                .collect(),
+        ))
+        .with_detail(format!("{n} row error(s); nothing was imported"))
+    }
 }

@@ -31,7 +31,7 @@ async fn concurrency_cap_answers_503_with_retry_after() {
         }));
         senders.push(tx);
     }
-    while env.state.in_flight(&env.limits) < 2 {
+    while env.state.in_flight() < 2 {
         tokio::task::yield_now().await;
     }
     let (s, h, v) = env

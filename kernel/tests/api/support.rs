@@ -51,7 +51,6 @@ macro_rules! both {
 pub struct Env {
     pub kernel: Kernel,
     pub state: AppState,
-    pub limits: Limits,
     pub app: Router,
     pub admin: String,
     pub t1_admin: String,
@@ -144,7 +143,6 @@ impl Env {
         Env {
             kernel,
             state,
-            limits,
             app,
             admin,
             t1_admin,
