@@ -55,11 +55,9 @@ both!(
         assert_eq!(created, 1);
         assert_eq!(ids.len(), 1, "every caller got the same entry");
         let (_, st) = env
-            .call(
-                "GET",
+            .get(
                 &format!("/api/v1/persons/{}/account/statement", env.learner_id),
                 Some(&env.learner),
-                None,
             )
             .await;
         assert_eq!(st["account"]["entry_count"], 1);
@@ -121,11 +119,9 @@ both!(
             (json!(3.0), json!(2))
         );
         let (_, st) = env
-            .call(
-                "GET",
+            .get(
                 &format!("/api/v1/persons/{}/account/statement", env.learner_id),
                 Some(&env.admin),
-                None,
             )
             .await;
         assert_eq!(
@@ -194,11 +190,9 @@ both!(reversal_is_the_only_correction, |env: Env| async move {
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(v["detail"], "this entry was already reversed");
     let (_, st) = env
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/persons/{}/account/statement", env.learner_id),
             Some(&env.learner),
-            None,
         )
         .await;
     assert_eq!(st["totals"][0]["quantity"], 0.0);
@@ -333,7 +327,7 @@ both!(audit_is_scoped_by_subtree_and_time, |env: Env| async move {
     )
     .await;
     let (s, v) = env
-        .call("GET", "/api/v1/audit?limit=500", Some(&env.t1_admin), None)
+        .get("/api/v1/audit?limit=500", Some(&env.t1_admin))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let objects: Vec<String> = v["items"]
@@ -348,21 +342,12 @@ both!(audit_is_scoped_by_subtree_and_time, |env: Env| async move {
         !objects.iter().any(|o| o.contains("T2-X")),
         "a T1 admin sees only T1's audit"
     );
-    let (s, _) = env
-        .call("GET", "/api/v1/audit?site=T2", Some(&env.t1_admin), None)
-        .await;
+    let (s, _) = env.get("/api/v1/audit?site=T2", Some(&env.t1_admin)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, v) = env
-        .call(
-            "GET",
-            "/api/v1/audit?from=4102444800000000",
-            Some(&env.admin),
-            None,
-        )
+        .get("/api/v1/audit?from=4102444800000000", Some(&env.admin))
         .await;
     assert_eq!(v["items"], json!([]), "nothing happened after 2100");
-    let (s, _) = env
-        .call("GET", "/api/v1/audit", Some(&env.learner), None)
-        .await;
+    let (s, _) = env.get("/api/v1/audit", Some(&env.learner)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 });

@@ -70,9 +70,7 @@ both!(
             )
         );
         // The audit log holds only the masked form.
-        let (_, v) = env
-            .call("GET", "/api/v1/audit?site=T1", Some(&env.admin), None)
-            .await;
+        let (_, v) = env.get("/api/v1/audit?site=T1", Some(&env.admin)).await;
         assert!(v["items"]
             .as_array()
             .unwrap()
@@ -136,31 +134,22 @@ both!(
     learners_see_only_themselves_and_admins_only_their_subtree,
     |env: Env| async move {
         let (s, v) = env
-            .call(
-                "GET",
+            .get(
                 &format!("/api/v1/persons/{}", env.learner_id),
                 Some(&env.learner),
-                None,
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let (s, _) = env
-            .call(
-                "GET",
+            .get(
                 &format!("/api/v1/persons/{}", env.t1_admin_id),
                 Some(&env.learner),
-                None,
             )
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         let (t2, t2_id) = env.person("t2admin", "T2", "site_admin").await;
         let (s, _) = env
-            .call(
-                "GET",
-                &format!("/api/v1/persons/{}", env.learner_id),
-                Some(&t2),
-                None,
-            )
+            .get(&format!("/api/v1/persons/{}", env.learner_id), Some(&t2))
             .await;
         assert_eq!(
             s,
@@ -168,21 +157,15 @@ both!(
             "a T2 admin cannot read a T1 resident"
         );
         let (s, _) = env
-            .call(
-                "GET",
+            .get(
                 &format!("/api/v1/persons/{}", env.learner_id),
                 Some(&env.t1_admin),
-                None,
             )
             .await;
         assert_eq!(s, StatusCode::OK);
-        let (s, v) = env
-            .call("GET", "/api/v1/persons?site=T1", Some(&t2), None)
-            .await;
+        let (s, v) = env.get("/api/v1/persons?site=T1", Some(&t2)).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-        let (s, v) = env
-            .call("GET", "/api/v1/persons?site=T2&limit=10", Some(&t2), None)
-            .await;
+        let (s, v) = env.get("/api/v1/persons?site=T2&limit=10", Some(&t2)).await;
         assert_eq!(s, StatusCode::OK);
         let ids: Vec<i64> = v["items"]
             .as_array()
@@ -218,7 +201,7 @@ both!(
     full_id_reads_need_pii_reader_and_are_audited,
     |env: Env| async move {
         let path = format!("/api/v1/persons/{}/id-number", env.learner_id);
-        let (s, v) = env.call("GET", &path, Some(&env.t1_admin), None).await;
+        let (s, v) = env.get(&path, Some(&env.t1_admin)).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
         assert_eq!(
             v["detail"],
@@ -234,14 +217,12 @@ both!(
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let grant = v["id"].as_i64().unwrap();
-        let (s, v) = env.call("GET", &path, Some(&env.t1_admin), None).await;
+        let (s, v) = env.get(&path, Some(&env.t1_admin)).await;
         assert_eq!(s, StatusCode::OK);
         let full = v["id_number"].as_str().unwrap();
         assert_eq!(full.len(), 18);
         kernel::idnumber::ResidentId::parse(full).unwrap();
-        let (_, v) = env
-            .call("GET", "/api/v1/audit?site=T1-V1", Some(&env.admin), None)
-            .await;
+        let (_, v) = env.get("/api/v1/audit?site=T1-V1", Some(&env.admin)).await;
         let reads: Vec<_> = v["items"]
             .as_array()
             .unwrap()
@@ -260,32 +241,26 @@ both!(
             )
             .await;
         assert_eq!(s, StatusCode::NO_CONTENT);
-        let (s, _) = env.call("GET", &path, Some(&env.t1_admin), None).await;
+        let (s, _) = env.get(&path, Some(&env.t1_admin)).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
 );
 
 both!(me_roles_and_rules_listings, |env: Env| async move {
-    let (s, v) = env
-        .call("GET", "/api/v1/me", Some(&env.learner), None)
-        .await;
+    let (s, v) = env.get("/api/v1/me", Some(&env.learner)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["person"]["id"], env.learner_id);
     assert_eq!(v["roles"][0]["role"], "learner");
     assert_eq!(v["roles"][0]["site_code"], "T1-V1");
     let (s, v) = env
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/persons/{}/roles", env.t1_admin_id),
             Some(&env.admin),
-            None,
         )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["role"], "site_admin");
-    let (s, v) = env
-        .call("GET", "/api/v1/rules", Some(&env.learner), None)
-        .await;
+    let (s, v) = env.get("/api/v1/rules", Some(&env.learner)).await;
     assert_eq!((s, v), (StatusCode::OK, json!([])));
 });

@@ -1,7 +1,7 @@
 //! Site registry over HTTP: happy paths and every refusal, with exact bodies.
 
 use crate::both;
-use crate::support::{pretty, Env};
+use crate::support::{codes, pretty, Env};
 use axum::body::Body;
 use axum::http::StatusCode;
 use expect_test::expect;
@@ -21,62 +21,30 @@ both!(
         assert_eq!(v["level"], "village");
         assert_eq!(v["parent_code"], "T1-V1");
         assert_eq!(v["latitude"], 24.5);
-        let (s, v) = env.call("GET", "/api/v1/sites/T1-V1-TP", a, None).await;
+        let (s, v) = env.get("/api/v1/sites/T1-V1-TP", a).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v["name_zh"], "一村教学点");
-        let (_, v) = env.call("GET", "/api/v1/sites/T1/children", a, None).await;
-        let codes: Vec<&str> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["code"].as_str().unwrap())
-            .collect();
-        assert_eq!(codes, ["T1-V1"]);
-        let (_, v) = env
-            .call("GET", "/api/v1/sites/T1-V1-TP/ancestors", a, None)
-            .await;
-        let codes: Vec<&str> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["code"].as_str().unwrap())
-            .collect();
-        assert_eq!(codes, ["CITY", "T1", "T1-V1"]);
+        let (_, v) = env.get("/api/v1/sites/T1/children", a).await;
+        assert_eq!(codes(&v), ["T1-V1"]);
+        let (_, v) = env.get("/api/v1/sites/T1-V1-TP/ancestors", a).await;
+        assert_eq!(codes(&v), ["CITY", "T1", "T1-V1"]);
         // Subtree paginates with a cursor and lists a parent before its children.
-        let (_, p1) = env
-            .call("GET", "/api/v1/sites/T1/subtree?limit=2", a, None)
-            .await;
-        let codes: Vec<&str> = p1["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["code"].as_str().unwrap())
-            .collect();
-        assert_eq!(codes, ["T1", "T1-V1"]);
+        let (_, p1) = env.get("/api/v1/sites/T1/subtree?limit=2", a).await;
+        assert_eq!(codes(&p1["items"]), ["T1", "T1-V1"]);
         let cursor = p1["next_cursor"].as_str().unwrap();
         let (_, p2) = env
-            .call(
-                "GET",
+            .get(
                 &format!("/api/v1/sites/T1/subtree?limit=2&cursor={cursor}"),
                 a,
-                None,
             )
             .await;
-        let codes: Vec<&str> = p2["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["code"].as_str().unwrap())
-            .collect();
-        assert_eq!(codes, ["T1-V1-TP"]);
+        assert_eq!(codes(&p2["items"]), ["T1-V1-TP"]);
         assert!(p2["next_cursor"].is_null());
         // Search by name and kind.
         let (_, v) = env
-            .call(
-                "GET",
+            .get(
                 "/api/v1/sites?q=%E6%95%99%E5%AD%A6&kind=community_teaching_point",
                 a,
-                None,
             )
             .await;
         assert_eq!(v["items"].as_array().unwrap().len(), 1);
@@ -160,14 +128,8 @@ both!(
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        let (_, v) = env.call("GET", "/api/v1/sites/TP/ancestors", a, None).await;
-        let codes: Vec<&str> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["code"].as_str().unwrap())
-            .collect();
-        assert_eq!(codes, ["CITY", "T2", "T1-V1"]);
+        let (_, v) = env.get("/api/v1/sites/TP/ancestors", a).await;
+        assert_eq!(codes(&v), ["CITY", "T2", "T1-V1"]);
     }
 );
 
@@ -192,7 +154,7 @@ both!(
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["status"], "closed");
         assert_eq!(v["closed_on"], "2026-05-01");
-        let (s, _) = env.call("GET", "/api/v1/sites/T2-V1", a, None).await;
+        let (s, _) = env.get("/api/v1/sites/T2-V1", a).await;
         assert_eq!(s, StatusCode::OK, "closed sites are kept");
         let (s, v) = env.call("POST", "/api/v1/sites", a, Some(json!({ "code": "X", "name_zh": "x", "kind": "community_teaching_point", "parent_code": "T2-V1" }))).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
@@ -212,7 +174,7 @@ both!(
             v["detail"],
             "creating a site needs the site_admin role at this site or one above it"
         );
-        let (s, v) = env.call("GET", "/api/v1/sites/T2-V1", t1, None).await;
+        let (s, v) = env.get("/api/v1/sites/T2-V1", t1).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert_eq!(v["detail"], "site T2-V1 not found");
         let (s, _) = env
@@ -232,15 +194,10 @@ both!(
         let (s, v) = env.call("POST", "/api/v1/sites/T1/close", t1, None).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
         // Listing shows only the admin's subtree (plus nothing of T2).
-        let (_, v) = env.call("GET", "/api/v1/sites?limit=500", t1, None).await;
-        let codes: Vec<&str> = v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["code"].as_str().unwrap())
-            .collect();
-        assert!(codes.iter().all(|c| c.starts_with("T1")), "{codes:?}");
-        let (s, _) = env.call("GET", "/api/v1/sites/T2/subtree", t1, None).await;
+        let (_, v) = env.get("/api/v1/sites?limit=500", t1).await;
+        let listed = codes(&v["items"]);
+        assert!(listed.iter().all(|c| c.starts_with("T1")), "{listed:?}");
+        let (s, _) = env.get("/api/v1/sites/T2/subtree", t1).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
 );
@@ -317,9 +274,7 @@ both!(missing_and_wrong_tokens, |env: Env| async move {
           "detail": "send Authorization: Bearer <token>"
         }"#]]
     .assert_eq(&pretty(&v));
-    let (s, v) = env
-        .call("GET", "/api/v1/sites/T1", Some("llt_not-a-token"), None)
-        .await;
+    let (s, v) = env.get("/api/v1/sites/T1", Some("llt_not-a-token")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(v["detail"], "the bearer token is not valid");
     // Logout revokes the token.
@@ -327,9 +282,7 @@ both!(missing_and_wrong_tokens, |env: Env| async move {
         .call("POST", "/api/v1/auth/logout", Some(&env.learner), None)
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, v) = env
-        .call("GET", "/api/v1/me", Some(&env.learner), None)
-        .await;
+    let (s, v) = env.get("/api/v1/me", Some(&env.learner)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(v["detail"], "the bearer token was revoked");
     let (s, v) = env
@@ -376,9 +329,7 @@ both!(
           ]
         }"#]]
         .assert_eq(&pretty(&v));
-        let (s, _) = env
-            .call("GET", "/api/v1/sites/T1-V7", Some(&env.admin), None)
-            .await;
+        let (s, _) = env.get("/api/v1/sites/T1-V7", Some(&env.admin)).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "nothing half-written");
         let bad2 =
             "code,name_zh,kind,parent_code\nT1-V7,七村,village,T1\nT1-V8,八村,village,CITY\n";
@@ -441,7 +392,7 @@ both!(
 );
 
 both!(openapi_lists_only_real_routes, |env: Env| async move {
-    let (s, doc) = env.call("GET", "/api/v1/openapi.json", None, None).await;
+    let (s, doc) = env.get("/api/v1/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
@@ -469,7 +420,7 @@ both!(openapi_lists_only_real_routes, |env: Env| async move {
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
-    let (s, v) = env.call("GET", "/api/v1/nope", None, None).await;
+    let (s, v) = env.get("/api/v1/nope", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["type"], "urn:lifelong:problem:no-such-route");
 });

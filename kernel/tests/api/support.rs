@@ -206,6 +206,11 @@ impl Env {
         (status, headers, value)
     }
 
+    /// A GET without a body.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call("GET", path, token, None).await
+    }
+
     /// A JSON request.
     pub async fn call(
         &self,
@@ -255,6 +260,16 @@ async fn person_with_role(kernel: &Kernel, login: &str, home: &str, role: &str) 
         .await
         .unwrap();
     (t.token, p.id)
+}
+
+/// The `code` of every site in a JSON array.
+pub fn codes(sites: &Value) -> Vec<String> {
+    sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Pretty JSON for snapshot comparison.
