@@ -57,15 +57,7 @@ async fn concurrency_cap_answers_503_with_retry_after() {
     for h in held {
         assert_eq!(h.await.unwrap(), StatusCode::BAD_REQUEST);
     }
-    let (s, _, _) = env
-        .raw(
-            "GET",
-            "/api/v1/sites/T1",
-            Some(&env.admin),
-            Body::empty(),
-            None,
-        )
-        .await;
+    let (s, _) = env.get("/api/v1/sites/T1", Some(&env.admin)).await;
     assert_eq!(s, StatusCode::OK);
     let (s, _, v) = env.raw("GET", "/readyz", None, Body::empty(), None).await;
     assert_eq!(s, StatusCode::OK);
