@@ -177,20 +177,20 @@ async fn main() {
     let mut written = 0usize;
     while written < n_entries {
         let n = per_batch.min(n_entries - written);
-        let items: Vec<(i64, &str, String, i64, i64, String)> = (0..n)
+        let items: Vec<ledger::BulkEntry> = (0..n)
             .map(|j| {
                 let g = written + j;
-                (
-                    1 + (g as i64 % accounts),
-                    "non_formal_learning",
-                    "课程".to_string(),
-                    2000,
-                    100,
-                    format!("b{g}"),
-                )
+                ledger::BulkEntry {
+                    account_id: 1 + (g as i64 % accounts),
+                    kind: "non_formal_learning",
+                    title: "课程".to_string(),
+                    quantity_milli: 2000,
+                    credits_milli: 100,
+                    key: format!("b{g}"),
+                }
             })
             .collect();
-        ledger::bulk_append(&k.db, "kernel", 1, &items)
+        ledger::bulk_append(&k.db, "kernel", 1, items)
             .await
             .unwrap();
         written += n;
@@ -215,10 +215,11 @@ async fn main() {
     );
 
     let t0 = Instant::now();
-    let report = ledger::verify(&k.db, 4).await.unwrap();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let report = ledger::verify(&k.db, workers).await.unwrap();
     assert!(report.broken.is_empty());
     println!(
-        "ledger verify: {} entries in {:.2}s",
+        "ledger verify: {} entries in {:.2}s ({workers} threads)",
         report.entries,
         t0.elapsed().as_secs_f64()
     );

@@ -9,6 +9,7 @@
 
 pub mod ledger;
 pub mod rules;
+mod verify;
 
 use crate::audit::{self, Change};
 use crate::authz::Actor;

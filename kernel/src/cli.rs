@@ -269,7 +269,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let k = open(&cfg).await?;
             let started = std::time::Instant::now();
-            let report = ledger::verify(&k.db, 4).await?;
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let report = ledger::verify(&k.db, workers).await?;
             if report.broken.is_empty() {
                 println!(
                     "ok: {} accounts, {} entries, every chain intact ({:.2}s)",

@@ -13,6 +13,8 @@ mod migrate;
 mod postgres;
 mod sqlite;
 
+pub use sqlite::open_native;
+
 pub use migrate::{migrate, MigrationReport};
 
 use sqlx::any::AnyRow;
@@ -60,6 +62,7 @@ pub struct Db {
     backend: Backend,
     read: AnyPool,
     write: AnyPool,
+    sqlite_file: Option<String>,
 }
 
 impl Db {
@@ -97,9 +100,24 @@ impl Db {
         self.write.begin().await
     }
 
-    /// Begin a read transaction: one consistent snapshot for multi-query reads.
+    /// Begin a read transaction: one consistent snapshot for multi-query
+    /// reads (SQLite's deferred read transaction; PostgreSQL's REPEATABLE READ,
+    /// as its default READ COMMITTED takes a new snapshot per statement).
     pub async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
-        self.read.begin().await
+        let mut tx = self.read.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// The SQLite database file, when the kernel runs on one: bulk work
+    /// (verify, bulk loads) opens direct connections to it instead of going
+    /// through the pooled `Any` driver.
+    pub fn sqlite_file(&self) -> Option<&str> {
+        self.sqlite_file.as_deref()
     }
 
     /// True when the database answers a trivial query.

@@ -13,3 +13,5 @@ mod limits;
 mod persons;
 #[path = "api/sites.rs"]
 mod sites;
+#[path = "api/storage.rs"]
+mod storage;

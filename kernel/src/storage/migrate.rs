@@ -28,22 +28,30 @@ pub struct MigrationReport {
     pub already: usize,
 }
 
+/// Any fixed 64-bit key: the PostgreSQL advisory lock that serialises
+/// `migrate` across nodes starting at once.
+const PG_MIGRATE_LOCK: i64 = 0x4c49_4645_4c4f_4e47; // "LIFELONG"
+
 /// Apply every pending migration, each in its own transaction.
+///
+/// On PostgreSQL every step first takes a transaction-scoped advisory lock,
+/// so several nodes migrating the same database at once apply each migration
+/// exactly once (the others wait, then find it applied). On SQLite the single
+/// writer connection already serialises the steps.
 pub async fn migrate(db: &Db) -> Result<MigrationReport, StorageError> {
-    let mut tx = db.begin().await?;
+    let mut tx = begin_locked(db).await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             name TEXT PRIMARY KEY, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-
-    let applied: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, checksum FROM schema_migrations ORDER BY name")
-            .fetch_all(&db.write)
+    let applied: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM schema_migrations ORDER BY name")
+            .fetch_all(&mut *tx)
             .await?;
-    for (name, _) in &applied {
+    tx.commit().await?;
+    for (name,) in &applied {
         if !MIGRATIONS.iter().any(|m| m.name == name) {
             return Err(StorageError::UnknownMigration { name: name.clone() });
         }
@@ -55,8 +63,14 @@ pub async fn migrate(db: &Db) -> Result<MigrationReport, StorageError> {
             Backend::Postgres => m.postgres,
         };
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
-        if let Some((_, stored)) = applied.iter().find(|(n, _)| n == m.name) {
-            if *stored != checksum {
+        let mut tx = begin_locked(db).await?;
+        let stored: Option<(String,)> =
+            sqlx::query_as("SELECT checksum FROM schema_migrations WHERE name = $1")
+                .bind(m.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((stored,)) = stored {
+            if stored != checksum {
                 return Err(StorageError::MigrationEdited {
                     name: m.name.to_string(),
                 });
@@ -64,7 +78,6 @@ pub async fn migrate(db: &Db) -> Result<MigrationReport, StorageError> {
             report.already += 1;
             continue;
         }
-        let mut tx = db.begin().await?;
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO schema_migrations (name, checksum, applied_at) VALUES ($1, $2, $3)",
@@ -78,4 +91,16 @@ pub async fn migrate(db: &Db) -> Result<MigrationReport, StorageError> {
         report.applied.push(m.name.to_string());
     }
     Ok(report)
+}
+
+/// A write transaction that, on PostgreSQL, holds the migration lock until it ends.
+async fn begin_locked(db: &Db) -> Result<super::Tx, StorageError> {
+    let mut tx = db.begin().await?;
+    if db.backend == Backend::Postgres {
+        sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+            .bind(PG_MIGRATE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
 }

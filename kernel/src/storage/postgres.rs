@@ -18,5 +18,6 @@ pub(super) async fn connect(url: &str) -> Result<Db, StorageError> {
         backend: Backend::Postgres,
         read: pool.clone(),
         write: pool,
+        sqlite_file: None,
     })
 }

@@ -29,6 +29,7 @@ pub(super) async fn connect(url: &str) -> Result<Db, StorageError> {
         backend: Backend::Sqlite,
         read,
         write,
+        sqlite_file: file_path(&url),
     })
 }
 
@@ -41,15 +42,26 @@ fn options(max: u32) -> AnyPoolOptions {
         .max_lifetime(None)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
-                )
-                .await?;
+                conn.execute(PRAGMAS).await?;
                 Ok(())
             })
         })
+}
+
+/// Every connection's settings, pooled or direct.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
+
+/// A direct (non-pooled) connection to the SQLite file at `path`, with the
+/// same settings as the pool's, for bulk work on a blocking thread.
+pub fn open_native(path: &str) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch(PRAGMAS)?;
+    Ok(conn)
 }
 
 /// `sqlite://path` opens read-write-create unless the URL says otherwise.

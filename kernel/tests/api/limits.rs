@@ -1,5 +1,6 @@
 //! Request limits that must really hold: the concurrency cap answers 503
-//! with Retry-After, and health probes stay outside it.
+//! with Retry-After, health probes stay outside it, and the request timeout
+//! fires and gives its permit back.
 
 use crate::support::{Backend, Env};
 use axum::body::Body;
@@ -62,6 +63,40 @@ async fn concurrency_cap_answers_503_with_retry_after() {
     let (s, _, v) = env.raw("GET", "/readyz", None, Body::empty(), None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["status"], "ready");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_answers_503_and_frees_the_permit() {
+    let limits = Limits {
+        request_timeout_ms: 200,
+        max_concurrent_requests: 1,
+        ..Limits::default()
+    };
+    let env = Env::with_limits(Backend::Sqlite, limits).await;
+    // An upload whose body never arrives keeps the handler waiting past the deadline.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
+    let req = Request::post("/api/v1/sites")
+        .header("authorization", format!("Bearer {}", env.admin))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(tokio_stream_from(rx)))
+        .unwrap();
+    let res = env.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["type"], "urn:lifelong:problem:timeout");
+    assert_eq!(v["title"], "Request timed out");
+    drop(tx);
+    // The one permit came back: the next request is served, and nothing was written.
+    assert_eq!(env.state.in_flight(), 0);
+    let (s, v) = env.get("/api/v1/sites?limit=50", Some(&env.admin)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["items"].as_array().unwrap().len(), 5);
     env.cleanup().await;
 }
 

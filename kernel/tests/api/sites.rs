@@ -297,6 +297,43 @@ both!(missing_and_wrong_tokens, |env: Env| async move {
     assert_eq!(v["detail"], "wrong login or password");
 });
 
+both!(expired_token_is_refused, |env: Env| async move {
+    // A kernel whose tokens live zero seconds issues tokens that are expired
+    // the moment they are presented.
+    let short = kernel::Kernel {
+        token_ttl_secs: 0,
+        ..env.kernel.clone()
+    };
+    let issued = kernel::identity::login(&short, "learner1", "password-123")
+        .await
+        .unwrap();
+    let (s, h, v) = env
+        .raw(
+            "GET",
+            "/api/v1/me",
+            Some(&issued.token),
+            Body::empty(),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(h["www-authenticate"], "Bearer");
+    assert_eq!(v["detail"], "the bearer token has expired");
+    // The same login through the normal kernel still works.
+    let (s, v) = env
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "login": "learner1", "password": "password-123" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let fresh = v["token"].as_str().unwrap().to_string();
+    let (s, _) = env.get("/api/v1/me", Some(&fresh)).await;
+    assert_eq!(s, StatusCode::OK);
+});
+
 both!(
     csv_import_is_all_or_nothing_with_row_errors,
     |env: Env| async move {

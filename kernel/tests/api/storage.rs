@@ -1,0 +1,45 @@
+//! Storage-level behaviour that the HTTP tests cannot show.
+
+use kernel::storage::{migrate, Db};
+
+/// Several nodes starting at once against one fresh PostgreSQL database:
+/// every migration is applied exactly once and every node comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_postgres_migrations_apply_once() {
+    let base = std::env::var("LIFELONG_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!(
+        "lifelong_t_{}_{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let admin = Db::connect(&format!("{base}/postgres")).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.reader())
+        .await
+        .unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(Db::connect(&format!("{base}/{name}")).await.unwrap());
+    }
+    let runs = futures_util::future::join_all(nodes.iter().map(migrate)).await;
+    let mut applied = 0;
+    for r in runs {
+        let r = r.expect("every node migrates without error");
+        applied += r.applied.len();
+    }
+    assert_eq!(applied, 1, "0001_kernel is applied by exactly one node");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM schema_migrations")
+        .fetch_one(nodes[0].reader())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    for db in &nodes {
+        db.close().await;
+    }
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(admin.reader())
+        .await
+        .unwrap();
+    admin.close().await;
+}
