@@ -30,24 +30,49 @@ pub struct Change<'a> {
     pub after: Option<Value>,
 }
 
+const INSERT: &str = "INSERT INTO audit_log (at, actor_id, actor, action, site_id, site_path, \
+     object_type, object_id, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
 /// Append one audit entry in `tx`.
 pub async fn record(tx: &mut Tx, actor: &Actor, change: Change<'_>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor_id, actor, action, site_id, site_path, object_type, \
-         object_id, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(now_micros())
-    .bind(actor.person_id())
-    .bind(actor.label())
-    .bind(change.action)
-    .bind(change.site.map(|s| s.0))
-    .bind(change.site.map(|s| s.1.to_string()))
-    .bind(change.object_type)
-    .bind(change.object_id)
-    .bind(change.before.map(|v| v.to_string()))
-    .bind(change.after.map(|v| v.to_string()))
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(INSERT)
+        .bind(now_micros())
+        .bind(actor.person_id())
+        .bind(actor.label())
+        .bind(change.action)
+        .bind(change.site.map(|s| s.0))
+        .bind(change.site.map(|s| s.1.to_string()))
+        .bind(change.object_type)
+        .bind(change.object_id)
+        .bind(change.before.map(|v| v.to_string()))
+        .bind(change.after.map(|v| v.to_string()))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Append one audit entry in a transaction on a direct SQLite connection
+/// (bulk paths), with the same statement.
+pub fn record_native(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &Actor,
+    change: Change<'_>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        INSERT,
+        rusqlite::params![
+            now_micros(),
+            actor.person_id(),
+            actor.label(),
+            change.action,
+            change.site.map(|s| s.0),
+            change.site.map(|s| s.1.to_string()),
+            change.object_type,
+            change.object_id,
+            change.before.map(|v| v.to_string()),
+            change.after.map(|v| v.to_string()),
+        ],
+    )?;
     Ok(())
 }
 
