@@ -20,6 +20,7 @@ pub mod http;
 pub mod identity;
 pub mod idnumber;
 pub mod kernel;
+pub mod plugins;
 pub mod sites;
 pub mod storage;
 

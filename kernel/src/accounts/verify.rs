@@ -353,8 +353,11 @@ mod sqlite {
 mod tests {
     use super::*;
 
-    /// (id, account, seq, prev, hash, content ok) for two interleaved chains.
-    fn chains() -> Vec<(i64, i64, i64, [u8; 32], [u8; 32], bool)> {
+    /// (id, account, seq, prev, hash, content ok).
+    type Entry = (i64, i64, i64, [u8; 32], [u8; 32], bool);
+
+    /// Two interleaved chains.
+    fn chains() -> Vec<Entry> {
         let h = |acc: i64, seq: i64| {
             if seq == 0 {
                 [0u8; 32]
@@ -381,7 +384,7 @@ mod tests {
             .collect()
     }
 
-    fn heads(rows: &[(i64, i64, i64, [u8; 32], [u8; 32], bool)]) -> HashMap<i64, (i64, [u8; 32])> {
+    fn heads(rows: &[Entry]) -> HashMap<i64, (i64, [u8; 32])> {
         let mut heads = HashMap::new();
         for &(_, acc, seq, _, hash, _) in rows {
             heads.insert(acc, (seq, hash));
@@ -390,10 +393,7 @@ mod tests {
     }
 
     /// Verify `rows` split into ranges at `cut` (every split is tried).
-    fn run_split(
-        rows: &[(i64, i64, i64, [u8; 32], [u8; 32], bool)],
-        heads: &HashMap<i64, (i64, [u8; 32])>,
-    ) -> Vec<Vec<Break>> {
+    fn run_split(rows: &[Entry], heads: &HashMap<i64, (i64, [u8; 32])>) -> Vec<Vec<Break>> {
         (0..=rows.len())
             .map(|cut| {
                 let parts = [&rows[..cut], &rows[cut..]]

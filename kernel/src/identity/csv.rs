@@ -111,7 +111,10 @@ pub async fn import(
 }
 
 /// Parsed CSV records: (line, person) and the rows that did not parse.
-fn parse(input: &str) -> Result<(Vec<(usize, NewPerson)>, Vec<RowError>), ImportError> {
+/// Records by line, and the rows that did not parse.
+type Parsed = (Vec<(usize, NewPerson)>, Vec<RowError>);
+
+fn parse(input: &str) -> Result<Parsed, ImportError> {
     let mut reader = ::csv::ReaderBuilder::new()
         .trim(::csv::Trim::All)
         .from_reader(input.as_bytes());

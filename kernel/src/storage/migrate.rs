@@ -13,11 +13,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Add new ones at the end, in both trees.
-const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_kernel",
-    sqlite: include_str!("../../../migrations/sqlite/0001_kernel.sql"),
-    postgres: include_str!("../../../migrations/postgres/0001_kernel.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_kernel",
+        sqlite: include_str!("../../../migrations/sqlite/0001_kernel.sql"),
+        postgres: include_str!("../../../migrations/postgres/0001_kernel.sql"),
+    },
+    Migration {
+        name: "0002_plugin_outbox",
+        sqlite: include_str!("../../../migrations/sqlite/0002_plugin_outbox.sql"),
+        postgres: include_str!("../../../migrations/postgres/0002_plugin_outbox.sql"),
+    },
+];
 
 /// What `migrate` did.
 #[derive(Debug, Default)]

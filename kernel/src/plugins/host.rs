@@ -1,0 +1,445 @@
+//! The host side of every plugin import, with the call's state: its
+//! transaction, its limits and what it wrote.
+//!
+//! **Invariant:** every import runs inside the call's own transaction and
+//! can only name the calling plugin's tables (the namespace is taken from
+//! the loaded plugin). A refused call returns a typed `error`; only a kernel
+//! failure (the database went away) traps, and that is reported as such.
+
+use super::manifest::Manifest;
+use super::runtime::lifelong::plugin::{clock, events, log, tables as wit, types};
+use super::tables::{Change, Condition, Op, Operand, TableError, Tables, Value};
+use crate::kernel::Kernel;
+use crate::storage::{now_micros, Tx};
+use std::sync::Arc;
+
+/// Marker in a kernel failure's message that makes the runtime retry the call.
+pub const CONFLICT: &str = "write conflict";
+
+/// Whether a call may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Read,
+    Write,
+}
+
+/// One call's state, owned by its `Store`.
+pub struct CallState {
+    pub(super) limits: Limiter,
+    pub(super) panic: Option<String>,
+    /// Set when the kernel failed under the guest; the call is reported as a kernel failure.
+    pub(super) kernel_failure: Option<String>,
+    tx: Option<Tx>,
+    mode: Mode,
+    manifest: Arc<Manifest>,
+    tables: Tables,
+    site: String,
+    request_id: String,
+}
+
+/// The per-call memory and table caps; remembers a refused growth.
+pub struct Limiter {
+    memory: usize,
+    pub(super) denied: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.denied = true;
+            wasmtime::bail!("memory cap of {} bytes reached", self.memory);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        8
+    }
+
+    fn memories(&self) -> usize {
+        2
+    }
+
+    fn tables(&self) -> usize {
+        8
+    }
+}
+
+impl CallState {
+    pub(super) async fn begin(
+        k: &Kernel,
+        manifest: Arc<Manifest>,
+        tables: Tables,
+        mode: Mode,
+        site: String,
+        request_id: String,
+        memory: usize,
+    ) -> Result<CallState, sqlx::Error> {
+        let tx = match mode {
+            Mode::Read => k.db.begin_read().await?,
+            Mode::Write => k.db.begin().await?,
+        };
+        Ok(CallState {
+            limits: Limiter {
+                memory,
+                denied: false,
+            },
+            panic: None,
+            kernel_failure: None,
+            tx: Some(tx),
+            mode,
+            manifest,
+            tables,
+            site,
+            request_id,
+        })
+    }
+
+    /// Commit (or roll back) the call's transaction.
+    pub(super) async fn finish(&mut self, commit: bool) -> Result<(), sqlx::Error> {
+        match self.tx.take() {
+            Some(tx) if commit && self.mode == Mode::Write => tx.commit().await.map_err(conflict),
+            Some(tx) => tx.rollback().await,
+            None => Ok(()),
+        }
+    }
+
+    fn tx(&mut self) -> wasmtime::Result<&mut Tx> {
+        self.tx
+            .as_mut()
+            .ok_or_else(|| wasmtime::format_err!("the call's transaction has ended"))
+    }
+
+    fn writable(&self, what: &str) -> Result<(), types::Error> {
+        match self.mode {
+            Mode::Write => Ok(()),
+            Mode::Read => Err(types::Error::ReadOnly(format!(
+                "{what} needs a writing call; GET and HEAD requests are read-only"
+            ))),
+        }
+    }
+
+    /// Turn a table error into the plugin-facing error, or trap on a kernel failure.
+    fn table_result<T>(
+        &mut self,
+        r: Result<T, TableError>,
+    ) -> wasmtime::Result<Result<T, types::Error>> {
+        Ok(Err(match r {
+            Ok(v) => return Ok(Ok(v)),
+            Err(TableError::NotFound(m)) => types::Error::NotFound(m),
+            Err(TableError::Invalid(m)) => types::Error::Invalid(m),
+            Err(TableError::Conflict(m)) => types::Error::Conflict(m),
+            Err(TableError::MissingIndex(m)) => types::Error::MissingIndex(m),
+            Err(TableError::ReadOnly(m)) => types::Error::ReadOnly(m),
+            Err(TableError::Internal(m)) => {
+                let m = if is_conflict_text(&m) {
+                    format!("{CONFLICT}: {m}")
+                } else {
+                    m
+                };
+                self.kernel_failure = Some(m.clone());
+                wasmtime::bail!("{m}")
+            }
+        }))
+    }
+}
+
+fn is_conflict_text(m: &str) -> bool {
+    // PostgreSQL serialization failure / deadlock; SQLite busy.
+    m.contains("40001")
+        || m.contains("40P01")
+        || m.contains("database is locked")
+        || m.contains("could not serialize")
+}
+
+fn conflict(e: sqlx::Error) -> sqlx::Error {
+    e
+}
+
+fn value_in(v: types::Value) -> Value {
+    match v {
+        types::Value::Null => Value::Null,
+        types::Value::Integer(i) => Value::Integer(i),
+        types::Value::Real(f) => Value::Real(f),
+        types::Value::Text(s) => Value::Text(s),
+        types::Value::Boolean(b) => Value::Boolean(b),
+        types::Value::Blob(b) => Value::Blob(b),
+    }
+}
+
+fn value_out(v: Value) -> types::Value {
+    match v {
+        Value::Null => types::Value::Null,
+        Value::Integer(i) => types::Value::Integer(i),
+        Value::Real(f) => types::Value::Real(f),
+        Value::Text(s) => types::Value::Text(s),
+        Value::Boolean(b) => types::Value::Boolean(b),
+        Value::Blob(b) => types::Value::Blob(b),
+    }
+}
+
+fn row_in(r: wit::Row) -> Vec<(String, Value)> {
+    r.into_iter().map(|(c, v)| (c, value_in(v))).collect()
+}
+
+fn row_out(r: Vec<(String, Value)>) -> wit::Row {
+    r.into_iter().map(|(c, v)| (c, value_out(v))).collect()
+}
+
+fn conds_in(w: Vec<wit::Condition>) -> Vec<Condition> {
+    w.into_iter()
+        .map(|c| Condition {
+            column: c.column,
+            op: match c.op {
+                wit::Op::Eq => Op::Eq,
+                wit::Op::Ne => Op::Ne,
+                wit::Op::Lt => Op::Lt,
+                wit::Op::Le => Op::Le,
+                wit::Op::Gt => Op::Gt,
+                wit::Op::Ge => Op::Ge,
+            },
+            operand: match c.operand {
+                wit::Operand::Value(v) => Operand::Value(value_in(v)),
+                wit::Operand::Column(c) => Operand::Column(c),
+            },
+        })
+        .collect()
+}
+
+impl types::Host for CallState {}
+
+impl log::Host for CallState {
+    async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let message: String = message.chars().take(4096).collect();
+        let (plugin, version, site, req) = (
+            &self.manifest.id,
+            &self.manifest.version,
+            &self.site,
+            &self.request_id,
+        );
+        match level {
+            log::Level::Trace => {
+                tracing::trace!(plugin, version, site, request_id = req, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(plugin, version, site, request_id = req, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(plugin, version, site, request_id = req, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(plugin, version, site, request_id = req, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(plugin, version, site, request_id = req, "{message}")
+            }
+        }
+        Ok(())
+    }
+
+    async fn panicked(&mut self, message: String) -> wasmtime::Result<()> {
+        self.panic = Some(message.chars().take(4096).collect());
+        Ok(())
+    }
+}
+
+impl clock::Host for CallState {
+    async fn now_micros(&mut self) -> wasmtime::Result<i64> {
+        Ok(now_micros())
+    }
+
+    async fn today(&mut self) -> wasmtime::Result<String> {
+        Ok(crate::sites::today())
+    }
+}
+
+impl wit::Host for CallState {
+    async fn get(
+        &mut self,
+        table: String,
+        key: Vec<types::Value>,
+    ) -> wasmtime::Result<Result<Option<wit::Row>, types::Error>> {
+        let key: Vec<Value> = key.into_iter().map(value_in).collect();
+        let tables = self.tables.clone();
+        let r = tables.get(&mut *self.tx()?, &table, &key).await;
+        self.table_result(r.map(|o| o.map(row_out)))
+    }
+
+    async fn insert(
+        &mut self,
+        table: String,
+        row: wit::Row,
+    ) -> wasmtime::Result<Result<wit::Row, types::Error>> {
+        if let Err(e) = self.writable("insert") {
+            return Ok(Err(e));
+        }
+        let tables = self.tables.clone();
+        let r = tables.insert(&mut *self.tx()?, &table, &row_in(row)).await;
+        self.table_result(r.map(row_out))
+    }
+
+    async fn update(
+        &mut self,
+        table: String,
+        key: Vec<types::Value>,
+        set: wit::Row,
+    ) -> wasmtime::Result<Result<bool, types::Error>> {
+        if let Err(e) = self.writable("update") {
+            return Ok(Err(e));
+        }
+        let key: Vec<Value> = key.into_iter().map(value_in).collect();
+        let tables = self.tables.clone();
+        let r = tables
+            .update(&mut *self.tx()?, &table, &key, &row_in(set))
+            .await;
+        self.table_result(r)
+    }
+
+    async fn delete(
+        &mut self,
+        table: String,
+        key: Vec<types::Value>,
+    ) -> wasmtime::Result<Result<bool, types::Error>> {
+        if let Err(e) = self.writable("delete") {
+            return Ok(Err(e));
+        }
+        let key: Vec<Value> = key.into_iter().map(value_in).collect();
+        let tables = self.tables.clone();
+        let r = tables.delete(&mut *self.tx()?, &table, &key).await;
+        self.table_result(r)
+    }
+
+    async fn select(&mut self, q: wit::Query) -> wasmtime::Result<Result<wit::Page, types::Error>> {
+        let order: Vec<(String, bool)> = q
+            .order
+            .into_iter()
+            .map(|o| (o.column, o.descending))
+            .collect();
+        let tables = self.tables.clone();
+        let r = tables
+            .select(
+                &mut *self.tx()?,
+                &q.table,
+                &conds_in(q.where_),
+                &order,
+                q.limit,
+                q.cursor.as_deref(),
+            )
+            .await;
+        self.table_result(r.map(|(rows, next)| wit::Page {
+            rows: rows.into_iter().map(row_out).collect(),
+            next_cursor: next,
+        }))
+    }
+
+    async fn update_where(
+        &mut self,
+        table: String,
+        where_: Vec<wit::Condition>,
+        changes: Vec<wit::Assignment>,
+    ) -> wasmtime::Result<Result<u64, types::Error>> {
+        if let Err(e) = self.writable("update-where") {
+            return Ok(Err(e));
+        }
+        let changes: Vec<(String, Change)> = changes
+            .into_iter()
+            .map(|a| {
+                (
+                    a.column,
+                    match a.change {
+                        wit::Change::Set(v) => Change::Set(value_in(v)),
+                        wit::Change::Add(n) => Change::Add(n),
+                    },
+                )
+            })
+            .collect();
+        let tables = self.tables.clone();
+        let r = tables
+            .update_where(&mut *self.tx()?, &table, &conds_in(where_), &changes)
+            .await;
+        self.table_result(r)
+    }
+
+    async fn aggregate(
+        &mut self,
+        table: String,
+        where_: Vec<wit::Condition>,
+        group_by: Vec<String>,
+        sum: Option<String>,
+    ) -> wasmtime::Result<Result<Vec<wit::Group>, types::Error>> {
+        let tables = self.tables.clone();
+        let r = tables
+            .aggregate(
+                &mut *self.tx()?,
+                &table,
+                &conds_in(where_),
+                &group_by,
+                sum.as_deref(),
+            )
+            .await;
+        self.table_result(r.map(|groups| {
+            groups
+                .into_iter()
+                .map(|(key, count, sum)| wit::Group {
+                    key: key.into_iter().map(value_out).collect(),
+                    count,
+                    sum,
+                })
+                .collect()
+        }))
+    }
+}
+
+impl events::Host for CallState {
+    async fn publish(
+        &mut self,
+        name: String,
+        payload: String,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        if !self.manifest.publishes.contains(&name) {
+            return Ok(Err(types::Error::Denied(format!(
+                "plugin {} does not declare the event {name:?} in publishes",
+                self.manifest.id
+            ))));
+        }
+        if let Err(e) = self.writable("publish") {
+            return Ok(Err(e));
+        }
+        if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+            return Ok(Err(types::Error::Invalid(
+                "the payload must be JSON".into(),
+            )));
+        }
+        if payload.len() > 64 << 10 {
+            return Ok(Err(types::Error::Invalid(
+                "the payload is larger than 64 KiB".into(),
+            )));
+        }
+        let full = format!("{}.{name}", self.manifest.id);
+        let site = self.site.clone();
+        let r = sqlx::query(
+            "INSERT INTO plugin_outbox (name, payload, site, published_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(full)
+        .bind(payload)
+        .bind(site)
+        .bind(now_micros())
+        .execute(&mut **self.tx()?)
+        .await;
+        self.table_result(r.map(|_| ()).map_err(TableError::from))
+    }
+}

@@ -1,0 +1,268 @@
+//! The part of a plugin's manifest (`plugin.toml`) the runtime needs: its
+//! identity, declared tables, events and limits.
+//!
+//! **Invariant:** every identifier that reaches SQL (table, column and index
+//! names) has passed [`ident`] here, once, at load time.
+
+use serde::Deserialize;
+use std::collections::BTreeSet;
+
+/// Errors in a manifest; each names what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("plugin.toml is not valid TOML: {0}")]
+    Toml(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A plugin manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Lower-case id, e.g. `elder-education`.
+    pub id: String,
+    /// Semantic version.
+    pub version: String,
+    /// Human names.
+    #[serde(default)]
+    pub name: Names,
+    /// Tables the plugin owns.
+    #[serde(default)]
+    pub tables: Vec<TableDef>,
+    /// Event names (without the plugin prefix) the plugin publishes.
+    #[serde(default)]
+    pub publishes: Vec<String>,
+    /// Full event names (`kernel.person.created`, `other-plugin.name`) it receives.
+    #[serde(default)]
+    pub subscribes: Vec<String>,
+    /// Limits the plugin asks for (lower than the kernel's caps).
+    #[serde(default)]
+    pub limits: AskedLimits,
+}
+
+/// Display names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Names {
+    #[serde(default, rename = "zh-CN")]
+    pub zh_cn: String,
+    #[serde(default)]
+    pub en: String,
+}
+
+/// Limits a plugin asks for; absent fields take the kernel's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskedLimits {
+    pub deadline_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+}
+
+/// A declared table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDef {
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// Primary-key columns; `["id"]` with an integer `id` column makes the
+    /// kernel generate ids.
+    pub primary_key: Vec<String>,
+    #[serde(default)]
+    pub unique: Vec<Vec<String>>,
+    #[serde(default)]
+    pub indexes: Vec<Vec<String>>,
+}
+
+/// A declared column.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    #[serde(default)]
+    pub nullable: bool,
+}
+
+/// Column types a plugin can declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    Integer,
+    Real,
+    Text,
+    Boolean,
+    Blob,
+}
+
+impl ColumnType {
+    /// The type's name in plugin-facing messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Integer => "integer",
+            ColumnType::Real => "real",
+            ColumnType::Text => "text",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Blob => "blob",
+        }
+    }
+}
+
+impl TableDef {
+    /// The column named `name`.
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// True when the kernel generates the key (`primary_key = ["id"]`, integer).
+    pub fn generated_id(&self) -> bool {
+        self.primary_key.len() == 1
+            && self.primary_key[0] == "id"
+            && self
+                .column("id")
+                .is_some_and(|c| c.ty == ColumnType::Integer)
+    }
+
+    /// Every column list a query may use as its access path: the primary
+    /// key, the unique constraints and the indexes.
+    pub fn access_paths(&self) -> impl Iterator<Item = &Vec<String>> {
+        std::iter::once(&self.primary_key)
+            .chain(self.unique.iter())
+            .chain(self.indexes.iter())
+    }
+}
+
+/// Parse and check a manifest.
+pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    let m: Manifest =
+        toml::from_str(text).map_err(|e| ManifestError::Toml(e.message().to_string()))?;
+    check(&m)?;
+    Ok(m)
+}
+
+fn bad(msg: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid(msg.into())
+}
+
+/// A plugin, table, column or event identifier: `[a-z][a-z0-9_]*` (plugin ids
+/// and event names may also use `-` and `.`), at most 48 characters.
+pub fn ident(s: &str, extra: &[char]) -> bool {
+    !s.is_empty()
+        && s.len() <= 48
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || extra.contains(&c))
+}
+
+fn check(m: &Manifest) -> Result<(), ManifestError> {
+    if !ident(&m.id, &['-']) || m.id.ends_with('-') {
+        return Err(bad(format!(
+            "id {:?} must be lower-case letters, digits and '-', starting with a letter",
+            m.id
+        )));
+    }
+    let mut parts = m.version.split('.');
+    let semver = (0..3).all(|_| {
+        parts
+            .next()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    }) && parts.next().is_none();
+    if !semver {
+        return Err(bad(format!(
+            "version {:?} is not MAJOR.MINOR.PATCH",
+            m.version
+        )));
+    }
+    let mut tables = BTreeSet::new();
+    for t in &m.tables {
+        if !ident(&t.name, &[]) {
+            return Err(bad(format!(
+                "table name {:?} must match [a-z][a-z0-9_]*",
+                t.name
+            )));
+        }
+        if !tables.insert(&t.name) {
+            return Err(bad(format!("table {} is declared twice", t.name)));
+        }
+        let mut cols = BTreeSet::new();
+        for c in &t.columns {
+            if !ident(&c.name, &[]) {
+                return Err(bad(format!(
+                    "column {}.{:?} must match [a-z][a-z0-9_]*",
+                    t.name, c.name
+                )));
+            }
+            if !cols.insert(&c.name) {
+                return Err(bad(format!(
+                    "column {}.{} is declared twice",
+                    t.name, c.name
+                )));
+            }
+        }
+        if t.primary_key.is_empty() {
+            return Err(bad(format!("table {} needs a primary_key", t.name)));
+        }
+        for list in t.access_paths() {
+            if list.is_empty() {
+                return Err(bad(format!(
+                    "table {} has an empty unique or index column list",
+                    t.name
+                )));
+            }
+            for c in list {
+                if t.column(c).is_none() {
+                    return Err(bad(format!("table {} names unknown column {c:?}", t.name)));
+                }
+            }
+        }
+        for c in &t.primary_key {
+            if t.column(c).is_some_and(|c| c.nullable) {
+                return Err(bad(format!(
+                    "primary-key column {}.{c} cannot be nullable",
+                    t.name
+                )));
+            }
+        }
+    }
+    for e in &m.publishes {
+        if !ident(e, &['-', '.']) {
+            return Err(bad(format!(
+                "event name {e:?} must be lower-case letters, digits, '_', '-', '.'"
+            )));
+        }
+    }
+    for e in &m.subscribes {
+        if !e.contains('.') || !ident(e, &['-', '.']) {
+            return Err(bad(format!(
+                "subscription {e:?} must be <publisher>.<event>"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_unsafe_identifiers_and_unknown_columns() {
+        let base = |table: &str, col: &str, idx: &str| {
+            format!(
+                "id = \"p\"\nversion = \"1.0.0\"\n[[tables]]\nname = \"{table}\"\nprimary_key = [\"id\"]\nindexes = [[\"{idx}\"]]\n[[tables.columns]]\nname = \"{col}\"\ntype = \"integer\"\n"
+            )
+        };
+        assert!(parse(&base("t", "id", "id")).is_ok());
+        let e = parse(&base("t; DROP TABLE x", "id", "id"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must match"), "{e}");
+        let e = parse(&base("t", "id", "nope")).unwrap_err().to_string();
+        assert_eq!(e, "table t names unknown column \"nope\"");
+        let e = parse("id = \"p\"\nversion = \"1.0\"")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "version \"1.0\" is not MAJOR.MINOR.PATCH");
+    }
+}

@@ -1,0 +1,495 @@
+//! Executing plugins: one wasmtime engine, pre-linked components, and a fresh
+//! instance per call under a deadline, a memory cap and a stack cap.
+//!
+//! **Invariants:**
+//! - a call gets a new `Store` and instance from the pooling allocator and
+//!   drops both when it returns: nothing a caller did is visible to the next;
+//! - a call is one database transaction: it commits only if the handler
+//!   returned normally (a response below 500 for requests, `ok` for events);
+//!   a trap, a limit or an error result rolls back every table write and
+//!   published event;
+//! - the deadline covers the whole call, time in host calls included (the
+//!   epoch interrupt stops guest code; a timer stops host waits);
+//! - a failing call is reported as a [`CallError`] and never takes anything
+//!   else down.
+
+use super::host::{CallState, Mode};
+use super::manifest::Manifest;
+use super::tables::Tables;
+use crate::kernel::Kernel;
+use crate::storage::Backend;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+wasmtime::component::bindgen!({
+    path: "../sdk/wit",
+    world: "plugin",
+    imports: { default: async | trappable },
+    exports: { default: async },
+});
+
+pub use exports::lifelong::plugin::handler::{Event, Request, Response};
+pub use lifelong::plugin::types::Caller;
+
+/// The epoch tick: the granularity of the guest-code deadline.
+const TICK: Duration = Duration::from_millis(2);
+
+/// The kernel's caps; a plugin may ask for less.
+#[derive(Debug, Clone)]
+pub struct RuntimeLimits {
+    /// Wall-clock time per call.
+    pub deadline: Duration,
+    /// Linear memory per instance.
+    pub memory_bytes: usize,
+    /// Wasm stack.
+    pub stack_bytes: usize,
+    /// Instances alive at once (the pool's size).
+    pub max_instances: u32,
+    /// Attempts of a call that hit a write conflict.
+    pub max_attempts: u32,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        RuntimeLimits {
+            deadline: Duration::from_secs(5),
+            memory_bytes: 64 << 20,
+            stack_bytes: 512 << 10,
+            max_instances: 256,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    Deadline,
+    Memory,
+    Stack,
+    Panic,
+    Trap,
+    /// The kernel could not run the call (database, pool exhausted).
+    Kernel,
+}
+
+impl FailureKind {
+    /// Stable name used in problem types, logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureKind::Deadline => "deadline",
+            FailureKind::Memory => "memory",
+            FailureKind::Stack => "stack",
+            FailureKind::Panic => "panic",
+            FailureKind::Trap => "trap",
+            FailureKind::Kernel => "kernel",
+        }
+    }
+}
+
+/// A failed call: which plugin, what kind, and what the guest was doing.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    pub plugin: String,
+    pub version: String,
+    pub kind: FailureKind,
+    /// The panic message, the trap description or the kernel error.
+    pub message: String,
+    /// Wasm frames, innermost first.
+    pub backtrace: Vec<String>,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "plugin {} {} failed ({}): {}",
+            self.plugin,
+            self.version,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+
+/// The shared engine and the epoch ticker.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linker: Arc<Linker<CallState>>,
+    limits: RuntimeLimits,
+    _ticker: Arc<Ticker>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+struct Ticker(Arc<AtomicBool>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// An engine configured for fresh-instance-per-call execution.
+    pub fn new(limits: RuntimeLimits) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(limits.stack_bytes);
+        config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances * 4)
+            .total_memories(limits.max_instances * 2)
+            .total_tables(limits.max_instances * 4)
+            .max_memory_size(limits.memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("wasm-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })?;
+        }
+        Ok(Runtime {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+            _ticker: Arc::new(Ticker(stop)),
+        })
+    }
+
+    /// The engine (for precompiling).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile a component's bytes (at install or load; never per call).
+    pub fn compile(&self, wasm: &[u8]) -> anyhow::Result<Component> {
+        Ok(Component::new(&self.engine, wasm)?)
+    }
+
+    /// Link a compiled component once, so that each call only instantiates.
+    pub fn prepare(
+        &self,
+        manifest: Manifest,
+        component: &Component,
+        backend: Backend,
+    ) -> anyhow::Result<Loaded> {
+        let pre = self.linker.instantiate_pre(component)?;
+        let pre = PluginPre::new(pre)?;
+        let deadline = manifest
+            .limits
+            .deadline_ms
+            .map(Duration::from_millis)
+            .map_or(self.limits.deadline, |d| d.min(self.limits.deadline));
+        let memory = manifest
+            .limits
+            .memory_mib
+            .map(|m| (m as usize) << 20)
+            .map_or(self.limits.memory_bytes, |m| {
+                m.min(self.limits.memory_bytes)
+            });
+        Ok(Loaded {
+            tables: Tables::new(&manifest, backend),
+            manifest: Arc::new(manifest),
+            pre,
+            deadline,
+            memory,
+            max_attempts: self.limits.max_attempts.max(1),
+        })
+    }
+}
+
+/// A plugin ready to be called.
+#[derive(Clone)]
+pub struct Loaded {
+    pub manifest: Arc<Manifest>,
+    pub tables: Tables,
+    pre: PluginPre<CallState>,
+    deadline: Duration,
+    memory: usize,
+    max_attempts: u32,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("plugin", &self.manifest.id)
+            .field("version", &self.manifest.version)
+            .finish()
+    }
+}
+
+/// What a call produced besides its return value.
+#[derive(Debug, Default)]
+pub struct CallOutcome {
+    /// Log lines written by the plugin.
+    pub logs: Vec<(String, String)>,
+}
+
+impl Loaded {
+    /// Handle an HTTP request on a fresh instance, in one transaction
+    /// (read-only for GET and HEAD).
+    pub async fn request(&self, k: &Kernel, req: Request) -> Result<Response, CallError> {
+        let mode = if matches!(req.method.as_str(), "GET" | "HEAD") {
+            Mode::Read
+        } else {
+            Mode::Write
+        };
+        self.with_retries(|| async {
+            let mut state = self
+                .begin(k, mode, req.site.clone(), req.request_id.clone())
+                .await?;
+            let run = async {
+                let instance = self.pre.instantiate_async(&mut state.store).await?;
+                instance
+                    .lifelong_plugin_handler()
+                    .call_handle_request(&mut state.store, &req)
+                    .await
+            };
+            let res = tokio::time::timeout(self.deadline, run).await;
+            let res = match res {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(self.fail(
+                        &state.store,
+                        FailureKind::Deadline,
+                        "the call ran past its deadline".into(),
+                        vec![],
+                    ))
+                }
+            };
+            match res {
+                Ok(resp) => {
+                    let commit = resp.status < 500;
+                    state
+                        .finish(commit)
+                        .await
+                        .map_err(|e| self.kernel_error(e))?;
+                    Ok(resp)
+                }
+                Err(e) => Err(self.classify(&state.store, e)),
+            }
+        })
+        .await
+    }
+
+    /// Deliver one event on a fresh instance, in one transaction.
+    pub async fn event(&self, k: &Kernel, ev: Event) -> Result<Result<(), String>, CallError> {
+        self.with_retries(|| async {
+            let mut state = self
+                .begin(
+                    k,
+                    Mode::Write,
+                    ev.site.clone().unwrap_or_default(),
+                    format!("event-{}", ev.id),
+                )
+                .await?;
+            let run = async {
+                let instance = self.pre.instantiate_async(&mut state.store).await?;
+                instance
+                    .lifelong_plugin_handler()
+                    .call_handle_event(&mut state.store, &ev)
+                    .await
+            };
+            let res = match tokio::time::timeout(self.deadline, run).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(self.fail(
+                        &state.store,
+                        FailureKind::Deadline,
+                        "the call ran past its deadline".into(),
+                        vec![],
+                    ))
+                }
+            };
+            match res {
+                Ok(result) => {
+                    state
+                        .finish(result.is_ok())
+                        .await
+                        .map_err(|e| self.kernel_error(e))?;
+                    Ok(result)
+                }
+                Err(e) => Err(self.classify(&state.store, e)),
+            }
+        })
+        .await
+    }
+
+    /// Re-run a call that hit a write conflict, each time on a fresh instance.
+    async fn with_retries<T, F, Fut>(&self, mut f: F) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Err(e)
+                    if e.kind == FailureKind::Kernel
+                        && e.message.contains(super::host::CONFLICT)
+                        && attempt < self.max_attempts =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn begin(
+        &self,
+        k: &Kernel,
+        mode: Mode,
+        site: String,
+        request_id: String,
+    ) -> Result<Running, CallError> {
+        let state = CallState::begin(
+            k,
+            self.manifest.clone(),
+            self.tables.clone(),
+            mode,
+            site,
+            request_id,
+            self.memory,
+        )
+        .await
+        .map_err(|e| self.kernel_error(e))?;
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline((self.deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1);
+        store.epoch_deadline_trap();
+        Ok(Running { store })
+    }
+
+    fn kernel_error(&self, e: impl std::fmt::Display) -> CallError {
+        CallError {
+            plugin: self.manifest.id.clone(),
+            version: self.manifest.version.clone(),
+            kind: FailureKind::Kernel,
+            message: e.to_string(),
+            backtrace: vec![],
+        }
+    }
+
+    fn fail(
+        &self,
+        store: &Store<CallState>,
+        kind: FailureKind,
+        message: String,
+        backtrace: Vec<String>,
+    ) -> CallError {
+        let s = store.data();
+        let (kind, message) = match (&s.panic, kind) {
+            (Some(p), FailureKind::Trap) => (FailureKind::Panic, p.clone()),
+            (_, k) => (k, message),
+        };
+        CallError {
+            plugin: self.manifest.id.clone(),
+            version: self.manifest.version.clone(),
+            kind,
+            message,
+            backtrace,
+        }
+    }
+
+    fn classify(&self, store: &Store<CallState>, e: wasmtime::Error) -> CallError {
+        let backtrace = e
+            .downcast_ref::<wasmtime::WasmBacktrace>()
+            .map(|bt| {
+                bt.frames()
+                    .iter()
+                    .map(|f| {
+                        f.func_name()
+                            .map_or_else(|| format!("func[{}]", f.func_index()), |n| n.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(k) = store.data().kernel_failure.clone() {
+            return CallError {
+                backtrace,
+                ..self.kernel_error(k)
+            };
+        }
+        if store.data().limits.denied {
+            return self.fail(
+                store,
+                FailureKind::Memory,
+                "the plugin asked for more memory than its cap".into(),
+                backtrace,
+            );
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => self.fail(
+                store,
+                FailureKind::Deadline,
+                "the call ran past its deadline".into(),
+                backtrace,
+            ),
+            Some(Trap::StackOverflow) => self.fail(
+                store,
+                FailureKind::Stack,
+                "the call overflowed its stack".into(),
+                backtrace,
+            ),
+            // Rust guests keep locals on a stack in linear memory placed
+            // below their data; running it out faults just below address 0.
+            // A fault inside a deep run of one function is that, not a bug.
+            Some(Trap::MemoryOutOfBounds) if recursing(&backtrace) => self.fail(
+                store,
+                FailureKind::Stack,
+                "the call overflowed its stack (deep recursion ran out of the plugin's stack memory)".into(),
+                backtrace,
+            ),
+            Some(t) => self.fail(store, FailureKind::Trap, t.to_string(), backtrace),
+            None if store.data().panic.is_some() => {
+                self.fail(store, FailureKind::Trap, e.to_string(), backtrace)
+            }
+            None => self.kernel_error(format!("{e:#}")),
+        }
+    }
+}
+
+/// True when the innermost frames repeat one function many times.
+fn recursing(frames: &[String]) -> bool {
+    let mut counts = std::collections::HashMap::new();
+    for f in frames {
+        *counts.entry(f.as_str()).or_insert(0) += 1;
+    }
+    counts.values().any(|n| *n >= 16)
+}
+
+/// A call in progress.
+struct Running {
+    store: Store<CallState>,
+}
+
+impl Running {
+    async fn finish(&mut self, commit: bool) -> Result<(), sqlx::Error> {
+        self.store.data_mut().finish(commit).await
+    }
+}

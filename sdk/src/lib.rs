@@ -1,0 +1,139 @@
+//! The Lifelong plugin SDK.
+//!
+//! A plugin is a `cdylib` crate that implements [`Plugin`] and calls
+//! [`export!`]. It is compiled to a WebAssembly component that imports only
+//! the kernel's interfaces (see `sdk/wit/plugin.wit`); the kernel runs a
+//! fresh instance of it for every request and event, inside one database
+//! transaction. See `sdk/README.md` for a tutorial.
+//!
+//! ```ignore
+//! use lifelong_sdk::{export, Plugin, Request, Response, Result, Router};
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn router() -> Router {
+//!         Router::new().get("/hello/{name}", |req| {
+//!             Response::json(200, &serde_json::json!({ "hello": req.param("name") }))
+//!         })
+//!     }
+//! }
+//!
+//! export!(Hello);
+//! ```
+
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod __bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "plugin",
+        pub_export_macro: true,
+        default_bindings_module: "lifelong_sdk::__bindings",
+    });
+}
+
+use __bindings as bindings;
+
+mod error;
+mod router;
+pub mod tables;
+
+pub use bindings::lifelong::plugin::clock;
+pub use bindings::lifelong::plugin::types::{Caller, Value};
+pub use error::{Error, Result};
+pub use router::{Request, Response, Router};
+
+use bindings::exports::lifelong::plugin::handler as wit;
+
+/// An event delivered to a subscribing plugin.
+pub use wit::Event;
+
+/// What a plugin implements.
+pub trait Plugin {
+    /// The plugin's HTTP routes (below `/api/v1/plugins/<id>`).
+    fn router() -> Router;
+
+    /// Handle an event the manifest subscribes to. An error makes the
+    /// kernel roll the delivery back and retry it later.
+    fn on_event(event: &Event) -> std::result::Result<(), String> {
+        let _ = event;
+        Ok(())
+    }
+}
+
+/// Export `$plugin` (a type implementing [`Plugin`]) as the component's
+/// handler. The generated glue lives in this SDK: the plugin crate itself
+/// stays free of `unsafe`.
+#[macro_export]
+macro_rules! export {
+    ($plugin:ty) => {
+        type __LifelongExports = $crate::Adapter<$plugin>;
+        $crate::__export_plugin_impl!(__LifelongExports with_types_in $crate::__bindings);
+    };
+}
+
+/// The bridge from the generated bindings to a [`Plugin`]. Not for direct use.
+#[doc(hidden)]
+pub struct Adapter<P>(std::marker::PhantomData<P>);
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = match info.payload().downcast_ref::<&str>() {
+            Some(s) => s.to_string(),
+            None => match info.payload().downcast_ref::<String>() {
+                Some(s) => s.clone(),
+                None => "panic".to_string(),
+            },
+        };
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        bindings::lifelong::plugin::log::panicked(&format!("{msg}{at}"));
+    }));
+}
+
+impl<P: Plugin> wit::Guest for Adapter<P> {
+    fn handle_request(req: wit::Request) -> wit::Response {
+        install_panic_hook();
+        let resp = P::router().dispatch(Request::from_wit(req));
+        wit::Response {
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body,
+        }
+    }
+
+    fn handle_event(ev: wit::Event) -> std::result::Result<(), String> {
+        install_panic_hook();
+        P::on_event(&ev)
+    }
+}
+
+/// Write a log line (tagged by the kernel with plugin, version, site and request id).
+pub mod log {
+    use crate::bindings::lifelong::plugin::log::{write, Level};
+
+    /// Informational line.
+    pub fn info(message: &str) {
+        write(Level::Info, message);
+    }
+
+    /// Warning.
+    pub fn warn(message: &str) {
+        write(Level::Warn, message);
+    }
+
+    /// Error.
+    pub fn error(message: &str) {
+        write(Level::Error, message);
+    }
+}
+
+/// Publish an event `<plugin id>.<name>` with a JSON payload; it is
+/// delivered only if the current call commits.
+pub fn publish<T: serde::Serialize>(name: &str, payload: &T) -> Result<()> {
+    let json = serde_json::to_string(payload).map_err(|e| Error::internal(e.to_string()))?;
+    bindings::lifelong::plugin::events::publish(name, &json).map_err(Error::from)
+}

@@ -1,0 +1,111 @@
+//! A plugin that misbehaves on request, for the runtime's tests.
+
+use lifelong_sdk::tables::{add, cmp, cmp_columns, eq, int, Op, OrderBy, Table};
+use lifelong_sdk::{export, publish, Error, Plugin, Response, Router, Value};
+
+const SEATS: Table = Table("seats");
+const NOTES: Table = Table("notes");
+
+struct Probe;
+
+fn recurse(n: u64) -> u64 {
+    if n == 0 {
+        0
+    } else {
+        // Keep the frame alive so the recursion is not turned into a loop.
+        let pad = std::hint::black_box([n; 16]);
+        recurse(n - 1) + pad[3]
+    }
+}
+
+impl Plugin for Probe {
+    fn router() -> Router {
+        Router::new()
+            .get("/ok", |_| Response::json(200, &serde_json::json!({ "ok": true })))
+            .get("/loop", |_| {
+                let mut i: u64 = 0;
+                loop {
+                    i = std::hint::black_box(i.wrapping_add(1));
+                }
+            })
+            .get("/bomb", |_| {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            })
+            .get("/recurse", |_| Response::json(200, &recurse(std::hint::black_box(u64::MAX / 2))))
+            .get("/panic", |_| panic!("the probe was asked to panic"))
+            .post("/seats", |req| {
+                let cap: i64 = req.json::<serde_json::Value>()?["capacity"].as_i64().unwrap_or(0);
+                let row = SEATS.insert(&[("taken", Value::Integer(0)), ("capacity", Value::Integer(cap))])?;
+                Response::json(201, &serde_json::json!({ "id": int(&row, "id") }))
+            })
+            .post("/seats/{id}/take", |req| {
+                let id = req.param_i64("id")?;
+                let n = SEATS.update_where(
+                    &[eq("id", Value::Integer(id)), cmp_columns("taken", Op::Lt, "capacity")],
+                    &[add("taken", 1)],
+                )?;
+                if n == 0 {
+                    return Err(Error::conflict("the course is full"));
+                }
+                Response::json(200, &serde_json::json!({ "taken": true }))
+            })
+            .get("/seats/{id}", |req| {
+                let row = SEATS
+                    .get(&[Value::Integer(req.param_i64("id")?)])?
+                    .ok_or_else(|| Error::not_found("no such seat row"))?;
+                Response::json(200, &serde_json::json!({ "taken": int(&row, "taken"), "capacity": int(&row, "capacity") }))
+            })
+            .post("/notes/{topic}/then-trap", |req| {
+                NOTES.insert(&[
+                    ("topic", Value::Text(req.param("topic").into())),
+                    ("body", Value::Text("written before the trap".into())),
+                    ("at", Value::Integer(1)),
+                ])?;
+                publish("touched", &serde_json::json!({ "topic": req.param("topic") }))?;
+                panic!("trapping after a write");
+            })
+            .post("/notes/{topic}", |req| {
+                NOTES.insert(&[
+                    ("topic", Value::Text(req.param("topic").into())),
+                    ("body", Value::Text(req.json::<serde_json::Value>()?["body"].as_str().unwrap_or("").into())),
+                    ("at", Value::Integer(lifelong_sdk::clock::now_micros())),
+                ])?;
+                publish("touched", &serde_json::json!({ "topic": req.param("topic") }))?;
+                Response::json(201, &serde_json::json!({}))
+            })
+            .get("/notes/{topic}", |req| {
+                let page = NOTES.select(
+                    vec![eq("topic", Value::Text(req.param("topic").into())), cmp("at", Op::Gt, Value::Integer(0))],
+                    vec![OrderBy { column: "at".into(), descending: false }],
+                    100,
+                    None,
+                )?;
+                Response::json(200, &serde_json::json!({ "count": page.rows.len() }))
+            })
+            .get("/unindexed", |_| {
+                NOTES.select(vec![eq("body", Value::Text("x".into()))], vec![], 10, None)?;
+                Response::json(200, &serde_json::json!({}))
+            })
+            .get("/reach/{table}", |req| {
+                // Tables are looked up in this plugin's own namespace only.
+                let t: &'static str = Box::leak(req.param("table").to_string().into_boxed_str());
+                Table(t).get(&[Value::Integer(1)])?;
+                Response::json(200, &serde_json::json!({ "reached": t }))
+            })
+            .get("/publish-undeclared", |_| {
+                publish("not-declared", &serde_json::json!({}))?;
+                Response::json(200, &serde_json::json!({}))
+            })
+            .post("/write-in-get", |_| Response::json(200, &serde_json::json!({})))
+            .get("/write-in-get", |_| {
+                NOTES.insert(&[("topic", Value::Text("x".into())), ("body", Value::Text("x".into())), ("at", Value::Integer(1))])?;
+                Response::json(200, &serde_json::json!({}))
+            })
+    }
+}
+
+export!(Probe);
