@@ -30,6 +30,10 @@ pub struct Config {
     pub token_ttl_secs: i64,
     /// Request limits.
     pub limits: Limits,
+    /// Plugins served at start-up: each subdirectory holding `plugin.toml`
+    /// and `plugin.wasm` (a component). Default `<data_dir>/plugins`.
+    /// Env: `LIFELONG_PLUGINS_DIR`.
+    pub plugins_dir: Option<PathBuf>,
 }
 
 /// Limits applied to every API request.
@@ -64,6 +68,7 @@ impl Default for Config {
             pii_key: None,
             token_ttl_secs: 12 * 3600,
             limits: Limits::default(),
+            plugins_dir: None,
         }
     }
 }
@@ -77,6 +82,7 @@ impl fmt::Debug for Config {
             .field("pii_key", &self.pii_key.as_ref().map(|_| "***"))
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("limits", &self.limits)
+            .field("plugins_dir", &self.plugins_dir())
             .finish()
     }
 }
@@ -138,6 +144,9 @@ impl Config {
         if let Some(v) = get("LIFELONG_PII_KEY") {
             self.pii_key = Some(v);
         }
+        if let Some(v) = get("LIFELONG_PLUGINS_DIR") {
+            self.plugins_dir = Some(v.into());
+        }
         if let Some(v) = get("LIFELONG_TOKEN_TTL_SECS") {
             self.token_ttl_secs = num("LIFELONG_TOKEN_TTL_SECS", v)?;
         }
@@ -151,6 +160,13 @@ impl Config {
             self.limits.request_timeout_ms = num("LIFELONG_REQUEST_TIMEOUT_MS", v)?;
         }
         Ok(())
+    }
+
+    /// The effective plugins directory.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugins"))
     }
 
     /// The effective database URL.

@@ -18,6 +18,7 @@ mod extract;
 pub mod openapi;
 mod page;
 mod persons;
+mod plugins;
 mod sites;
 
 use crate::config::Limits;
@@ -41,6 +42,7 @@ pub struct AppState {
     limiter: Arc<Semaphore>,
     max_concurrent: usize,
     timeout: Duration,
+    plugins: Arc<std::sync::RwLock<std::collections::HashMap<String, crate::plugins::Loaded>>>,
 }
 
 impl AppState {
@@ -52,7 +54,21 @@ impl AppState {
             limiter: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
             timeout: Duration::from_millis(limits.request_timeout_ms.max(1)),
+            plugins: Arc::default(),
         }
+    }
+
+    /// Serve `plugin` under `/api/v1/plugins/<id>/…` (replacing any loaded
+    /// version; calls in flight finish on the one they started with).
+    pub fn add_plugin(&self, plugin: crate::plugins::Loaded) {
+        let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(plugin.manifest.id.clone(), plugin);
+    }
+
+    /// The loaded plugin `id`.
+    pub fn plugin(&self, id: &str) -> Option<crate::plugins::Loaded> {
+        let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
+        map.get(id).cloned()
     }
 
     /// API requests in progress right now.
@@ -69,6 +85,7 @@ pub fn app(state: AppState, limits: &Limits) -> Router {
         .merge(persons::router())
         .merge(accounts::router())
         .merge(audit::router())
+        .merge(plugins::router())
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

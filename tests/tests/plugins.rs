@@ -168,3 +168,185 @@ async fn two_hundred_callers_take_exactly_thirty_seats_sqlite() {
 async fn two_hundred_callers_take_exactly_thirty_seats_postgres() {
     seats_race(TestKernel::postgres().await).await;
 }
+
+/// The HTTP surface: `/api/v1/plugins/{plugin}/…` reaches the handler, and a
+/// failed call is problem+json naming plugin, version and kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_dispatch_reports_failures_as_problems() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let k = TestKernel::sqlite().await;
+    let p = probe(&k).await;
+    let limits = kernel::config::Limits::default();
+    let state = kernel::http::AppState::new(k.kernel.clone(), &limits);
+    state.add_plugin(p.loaded.clone());
+    let app = kernel::http::app(state, &limits);
+    let call = |method: &str, uri: &str| {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let res = app.oneshot(req).await.unwrap();
+            let status = res.status().as_u16();
+            let ct = res
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                ct,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or(json!(null)),
+            )
+        }
+    };
+    let (s, _, v) = call("GET", "/api/v1/plugins/probe/ok").await;
+    assert_eq!((s, v), (200, json!({ "ok": true })));
+    let (s, ct, v) = call("GET", "/api/v1/plugins/probe/loop").await;
+    assert_eq!(s, 503);
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    assert_eq!(v["type"], "urn:lifelong:problem:plugin-deadline");
+    assert_eq!(
+        (
+            v["plugin"].as_str(),
+            v["version"].as_str(),
+            v["kind"].as_str()
+        ),
+        (Some("probe"), Some("1.0.0"), Some("deadline"))
+    );
+    let (s, _, v) = call("GET", "/api/v1/plugins/probe/panic").await;
+    assert_eq!(s, 500);
+    assert_eq!(v["kind"], "panic");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the probe was asked to panic"),
+        "{v}"
+    );
+    assert!(!v["backtrace"].as_array().unwrap().is_empty());
+    let (s, _, v) = call("GET", "/api/v1/plugins/probe/ok").await;
+    assert_eq!(
+        (s, v),
+        (200, json!({ "ok": true })),
+        "the kernel goes on after failures"
+    );
+    let (s, _, v) = call("GET", "/api/v1/plugins/nobody/ok").await;
+    assert_eq!(s, 404);
+    assert_eq!(v["detail"], "no plugin \"nobody\" is installed");
+    let (s, _, v) = call("GET", "/api/v1/plugins/probe/ok?site=NOWHERE").await;
+    assert_eq!(s, 404);
+    assert_eq!(v["detail"], "no site has code \"NOWHERE\"");
+    let (s, _, v) = call("GET", "/api/v1/plugins/probe/ok").await;
+    assert_eq!(s, 200, "{v}");
+    k.cleanup().await;
+}
+
+/// Two subscribers, one delivered before a restart and one after: each
+/// handles the event exactly once.
+async fn exactly_once_across_restart(k: TestKernel) {
+    let probe_p = probe(&k).await;
+    let other = k.load(plugin_dir("other")).await;
+    let anon = k.anonymous();
+    let (s, _) = probe_p
+        .post("/notes/x", Some(json!({ "body": "b" })), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    // Only `other` is delivered to before the "crash".
+    let pass = k.deliver(&[&other]).await;
+    assert_eq!(pass.delivered, 1);
+    assert_eq!(
+        other.get("/receipts", &anon).await.unwrap().1,
+        json!({ "events": [1] })
+    );
+    let k = k.restart().await;
+    let probe_p = probe(&k).await;
+    let other = k.load(plugin_dir("other")).await;
+    let pass = k.deliver(&[&probe_p, &other]).await;
+    assert_eq!(
+        pass.delivered, 1,
+        "only the pending subscriber is delivered to"
+    );
+    assert_eq!(k.deliver(&[&probe_p, &other]).await.delivered, 0);
+    assert_eq!(
+        probe_p.get("/receipts", &anon).await.unwrap().1,
+        json!({ "events": [1] })
+    );
+    assert_eq!(
+        other.get("/receipts", &anon).await.unwrap().1,
+        json!({ "events": [1] })
+    );
+    k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_each_subscriber_once_across_a_restart_sqlite() {
+    exactly_once_across_restart(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_each_subscriber_once_across_a_restart_postgres() {
+    exactly_once_across_restart(TestKernel::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_delivery_is_parked_and_can_be_replayed() {
+    let mut k = TestKernel::sqlite().await;
+    k.max_attempts = 1;
+    let probe_p = probe(&k).await;
+    let other = k.load(plugin_dir("other")).await;
+    let anon = k.anonymous();
+    assert_eq!(
+        probe_p
+            .post("/notes/fail", Some(json!({ "body": "b" })), &anon)
+            .await
+            .unwrap()
+            .0,
+        201
+    );
+    let pass = k.deliver(&[&probe_p, &other]).await;
+    assert_eq!((pass.delivered, pass.failed, pass.parked), (1, 1, 1));
+    let parked = kernel::plugins::events::parked(&k.kernel, 10)
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (parked[0].subscriber.as_str(), parked[0].name.as_str()),
+        ("other", "probe.touched")
+    );
+    assert_eq!(
+        parked[0].last_error.as_deref(),
+        Some("the handler returned an error: not ready for topic fail")
+    );
+    assert_eq!(
+        other.get("/receipts", &anon).await.unwrap().1,
+        json!({ "events": [] }),
+        "the failed delivery wrote nothing"
+    );
+    assert_eq!(
+        k.deliver(&[&other]).await,
+        kernel::plugins::events::Pass::default(),
+        "parked stays parked"
+    );
+    assert_eq!(other.post("/switch", None, &anon).await.unwrap().0, 201);
+    assert!(
+        kernel::plugins::events::replay(&k.kernel, parked[0].event_id, "other")
+            .await
+            .unwrap()
+    );
+    assert_eq!(k.deliver(&[&other]).await.delivered, 1);
+    assert_eq!(
+        other.get("/receipts", &anon).await.unwrap().1,
+        json!({ "events": [parked[0].event_id] })
+    );
+    assert!(kernel::plugins::events::parked(&k.kernel, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    k.cleanup().await;
+}

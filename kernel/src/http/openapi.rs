@@ -143,6 +143,30 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ("post", "/rules", "Publish a new rule version", true),
     ("get", "/audit", "The audit log of a subtree, by time", true),
     ("get", "/openapi.json", "This document", false),
+    (
+        "get",
+        "/plugin-deliveries/parked",
+        "Event deliveries parked after failing too often (city admins)",
+        true,
+    ),
+    (
+        "post",
+        "/plugin-deliveries/{id}/{subscriber}/replay",
+        "Put a parked event delivery back in line (city admins)",
+        true,
+    ),
+    (
+        "get",
+        "/plugins/{plugin}/{path}",
+        "A plugin's read-only route (site in context: ?site=CODE, default the caller's home site)",
+        false,
+    ),
+    (
+        "post",
+        "/plugins/{plugin}/{path}",
+        "A plugin's writing route (also PUT, PATCH, DELETE)",
+        false,
+    ),
 ];
 
 /// The document.

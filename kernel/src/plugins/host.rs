@@ -33,6 +33,9 @@ pub struct CallState {
     mode: Mode,
     manifest: Arc<Manifest>,
     tables: Tables,
+    subscriptions: super::runtime::Subscriptions,
+    /// The delivery this call completes (event id), marked in its transaction.
+    delivery: Option<i64>,
     site: String,
     request_id: String,
 }
@@ -80,10 +83,12 @@ impl wasmtime::ResourceLimiter for Limiter {
 }
 
 impl CallState {
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn begin(
         k: &Kernel,
         manifest: Arc<Manifest>,
         tables: Tables,
+        subscriptions: super::runtime::Subscriptions,
         mode: Mode,
         site: String,
         request_id: String,
@@ -104,18 +109,46 @@ impl CallState {
             mode,
             manifest,
             tables,
+            subscriptions,
+            delivery: None,
             site,
             request_id,
         })
     }
 
-    /// Commit (or roll back) the call's transaction.
-    pub(super) async fn finish(&mut self, commit: bool) -> Result<(), sqlx::Error> {
-        match self.tx.take() {
-            Some(tx) if commit && self.mode == Mode::Write => tx.commit().await.map_err(conflict),
-            Some(tx) => tx.rollback().await,
-            None => Ok(()),
+    /// Make this call complete delivery of event `id` to this plugin.
+    pub(super) fn mark_delivery(&mut self, id: i64) {
+        self.delivery = Some(id);
+    }
+
+    /// Commit (or roll back) the call's transaction; true if it committed.
+    /// A call completing an event delivery marks it done in the same
+    /// transaction, and rolls back if another worker marked it first.
+    pub(super) async fn finish(&mut self, commit: bool) -> Result<bool, sqlx::Error> {
+        let Some(mut tx) = self.tx.take() else {
+            return Ok(false);
+        };
+        if !commit || self.mode == Mode::Read {
+            tx.rollback().await?;
+            return Ok(false);
         }
+        if let Some(event) = self.delivery {
+            let marked = sqlx::query(
+                "UPDATE plugin_deliveries SET delivered_at = $1 \
+                 WHERE event_id = $2 AND subscriber = $3 AND delivered_at IS NULL",
+            )
+            .bind(now_micros())
+            .bind(event)
+            .bind(&self.manifest.id)
+            .execute(&mut *tx)
+            .await?;
+            if marked.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     fn tx(&mut self) -> wasmtime::Result<&mut Tx> {
@@ -164,10 +197,6 @@ fn is_conflict_text(m: &str) -> bool {
         || m.contains("40P01")
         || m.contains("database is locked")
         || m.contains("could not serialize")
-}
-
-fn conflict(e: sqlx::Error) -> sqlx::Error {
-    e
 }
 
 fn value_in(v: types::Value) -> Value {
@@ -431,15 +460,35 @@ impl events::Host for CallState {
         }
         let full = format!("{}.{name}", self.manifest.id);
         let site = self.site.clone();
-        let r = sqlx::query(
-            "INSERT INTO plugin_outbox (name, payload, site, published_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(full)
-        .bind(payload)
-        .bind(site)
-        .bind(now_micros())
-        .execute(&mut **self.tx()?)
+        let subscribers: Vec<String> = {
+            let subs = self.subscriptions.read().unwrap_or_else(|e| e.into_inner());
+            subs.get(&full)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        let now = now_micros();
+        let tx = self.tx()?;
+        let r = async {
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO plugin_outbox (name, payload, site, published_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(&full)
+            .bind(payload)
+            .bind(site)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?;
+            for s in subscribers {
+                sqlx::query("INSERT INTO plugin_deliveries (event_id, subscriber, attempts, next_attempt_at) VALUES ($1, $2, 0, $3)")
+                    .bind(id)
+                    .bind(s)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Ok::<(), sqlx::Error>(())
+        }
         .await;
-        self.table_result(r.map(|_| ()).map_err(TableError::from))
+        self.table_result(r.map_err(TableError::from))
     }
 }

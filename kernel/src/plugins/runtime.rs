@@ -121,8 +121,13 @@ pub struct Runtime {
     engine: Engine,
     linker: Arc<Linker<CallState>>,
     limits: RuntimeLimits,
+    subscriptions: Subscriptions,
     _ticker: Arc<Ticker>,
 }
+
+/// Event name → subscribing plugin ids, shared by every loaded plugin.
+pub type Subscriptions =
+    Arc<std::sync::RwLock<std::collections::HashMap<String, std::collections::BTreeSet<String>>>>;
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,6 +180,7 @@ impl Runtime {
             engine,
             linker: Arc::new(linker),
             limits,
+            subscriptions: Subscriptions::default(),
             _ticker: Arc::new(Ticker(stop)),
         })
     }
@@ -210,13 +216,29 @@ impl Runtime {
             .map_or(self.limits.memory_bytes, |m| {
                 m.min(self.limits.memory_bytes)
             });
+        {
+            let mut subs = self
+                .subscriptions
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for list in subs.values_mut() {
+                list.remove(&manifest.id);
+            }
+            for event in &manifest.subscribes {
+                subs.entry(event.clone())
+                    .or_default()
+                    .insert(manifest.id.clone());
+            }
+        }
         Ok(Loaded {
+            subscriptions: self.subscriptions.clone(),
             tables: Tables::new(&manifest, backend),
             manifest: Arc::new(manifest),
             pre,
             deadline,
             memory,
             max_attempts: self.limits.max_attempts.max(1),
+            _ticker: self._ticker.clone(),
         })
     }
 }
@@ -225,11 +247,14 @@ impl Runtime {
 #[derive(Clone)]
 pub struct Loaded {
     pub manifest: Arc<Manifest>,
+    subscriptions: Subscriptions,
     pub tables: Tables,
     pre: PluginPre<CallState>,
     deadline: Duration,
     memory: usize,
     max_attempts: u32,
+    /// Keeps the epoch ticker running while any loaded plugin exists.
+    _ticker: Arc<Ticker>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -295,8 +320,10 @@ impl Loaded {
         .await
     }
 
-    /// Deliver one event on a fresh instance, in one transaction.
-    pub async fn event(&self, k: &Kernel, ev: Event) -> Result<Result<(), String>, CallError> {
+    /// Deliver one event on a fresh instance, in one transaction that also
+    /// marks the delivery done (so it commits at most once). Returns
+    /// `Ok(Ok(false))` if another worker delivered it first.
+    pub async fn event(&self, k: &Kernel, ev: Event) -> Result<Result<bool, String>, CallError> {
         self.with_retries(|| async {
             let mut state = self
                 .begin(
@@ -306,6 +333,7 @@ impl Loaded {
                     format!("event-{}", ev.id),
                 )
                 .await?;
+            state.store.data_mut().mark_delivery(ev.id);
             let run = async {
                 let instance = self.pre.instantiate_async(&mut state.store).await?;
                 instance
@@ -325,12 +353,16 @@ impl Loaded {
                 }
             };
             match res {
-                Ok(result) => {
+                Ok(Ok(())) => {
+                    let committed = state.finish(true).await.map_err(|e| self.kernel_error(e))?;
+                    Ok(Ok(committed))
+                }
+                Ok(Err(e)) => {
                     state
-                        .finish(result.is_ok())
+                        .finish(false)
                         .await
                         .map_err(|e| self.kernel_error(e))?;
-                    Ok(result)
+                    Ok(Err(e))
                 }
                 Err(e) => Err(self.classify(&state.store, e)),
             }
@@ -371,6 +403,7 @@ impl Loaded {
             k,
             self.manifest.clone(),
             self.tables.clone(),
+            self.subscriptions.clone(),
             mode,
             site,
             request_id,
@@ -489,7 +522,8 @@ struct Running {
 }
 
 impl Running {
-    async fn finish(&mut self, commit: bool) -> Result<(), sqlx::Error> {
+    /// Commit or roll back; true if the call's writes were committed.
+    async fn finish(&mut self, commit: bool) -> Result<bool, sqlx::Error> {
         self.store.data_mut().finish(commit).await
     }
 }

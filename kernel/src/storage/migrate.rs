@@ -20,9 +20,9 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0001_kernel.sql"),
     },
     Migration {
-        name: "0002_plugin_outbox",
-        sqlite: include_str!("../../../migrations/sqlite/0002_plugin_outbox.sql"),
-        postgres: include_str!("../../../migrations/postgres/0002_plugin_outbox.sql"),
+        name: "0002_plugin_events",
+        sqlite: include_str!("../../../migrations/sqlite/0002_plugin_events.sql"),
+        postgres: include_str!("../../../migrations/postgres/0002_plugin_events.sql"),
     },
 ];
 

@@ -106,7 +106,10 @@ pub struct TestKernel {
     pub kernel: Kernel,
     /// The plugin runtime.
     pub runtime: Runtime,
+    url: String,
     pg: Option<(String, String)>,
+    /// Attempts before a failing delivery is parked (default 5).
+    pub max_attempts: i64,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -168,7 +171,9 @@ impl TestKernel {
         TestKernel {
             kernel,
             runtime,
+            url: url.to_string(),
             pg,
+            max_attempts: 5,
             _dir: dir,
         }
     }
@@ -192,6 +197,31 @@ impl TestKernel {
             loaded,
             kernel: self.kernel.clone(),
         }
+    }
+
+    /// Stop this kernel (its connections and runtime) and start a new one on
+    /// the same database, as a process restart would. Plugins must be loaded again.
+    pub async fn restart(self) -> TestKernel {
+        self.kernel.db.close().await;
+        let limits = RuntimeLimits::default();
+        let TestKernel { url, pg, _dir, .. } = self;
+        TestKernel::open(&url, limits, pg, _dir).await
+    }
+
+    /// Deliver every due event to the plugins in `subscribers` (one pass).
+    pub async fn deliver(&self, subscribers: &[&TestPlugin]) -> kernel::plugins::events::Pass {
+        kernel::plugins::events::deliver_due(
+            &self.kernel,
+            |id| {
+                subscribers
+                    .iter()
+                    .find(|p| p.loaded.manifest.id == id)
+                    .map(|p| p.loaded.clone())
+            },
+            self.max_attempts,
+        )
+        .await
+        .expect("delivery pass")
     }
 
     /// A caller with no person and no roles.

@@ -6,12 +6,57 @@ use lifelong_sdk::{export, Plugin, Response, Router, Value};
 struct Other;
 
 impl Plugin for Other {
-    fn router() -> Router {
-        Router::new().post("/secrets", |_| {
-            Table("secrets").insert(&[("secret", Value::Text("only mine".into()))])?;
-            Response::json(201, &serde_json::json!({}))
-        })
+    fn on_event(event: &lifelong_sdk::Event) -> Result<(), String> {
+        let switched_on = Table("switch")
+            .get(&[Value::Integer(1)])
+            .map_err(|e| e.detail)?
+            .is_some();
+        if event.payload.contains("\"fail\"") && !switched_on {
+            return Err("not ready for topic fail".into());
+        }
+        receive(event)
     }
+
+    fn router() -> Router {
+        Router::new()
+            .post("/secrets", |_| {
+                Table("secrets").insert(&[("secret", Value::Text("only mine".into()))])?;
+                Response::json(201, &serde_json::json!({}))
+            })
+            .post("/switch", |_| {
+                Table("switch").insert(&[("id", Value::Integer(1))])?;
+                Response::json(201, &serde_json::json!({}))
+            })
+            .get("/receipts", |_| receipts())
+    }
+}
+
+fn receipts() -> lifelong_sdk::Result<Response> {
+    let page = Table("receipts").select(
+        vec![],
+        vec![lifelong_sdk::tables::OrderBy {
+            column: "event_id".into(),
+            descending: false,
+        }],
+        1000,
+        None,
+    )?;
+    let ids: Vec<i64> = page
+        .rows
+        .iter()
+        .map(|r| lifelong_sdk::tables::int(r, "event_id"))
+        .collect();
+    Response::json(200, &serde_json::json!({ "events": ids }))
+}
+
+fn receive(event: &lifelong_sdk::Event) -> Result<(), String> {
+    Table("receipts")
+        .insert(&[
+            ("event_id", Value::Integer(event.id)),
+            ("name", Value::Text(event.name.clone())),
+        ])
+        .map(|_| ())
+        .map_err(|e| e.detail)
 }
 
 export!(Other);

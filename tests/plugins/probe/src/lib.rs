@@ -19,8 +19,13 @@ fn recurse(n: u64) -> u64 {
 }
 
 impl Plugin for Probe {
+    fn on_event(event: &lifelong_sdk::Event) -> Result<(), String> {
+        receive(event)
+    }
+
     fn router() -> Router {
         Router::new()
+            .get("/receipts", |_| receipts())
             .get("/ok", |_| Response::json(200, &serde_json::json!({ "ok": true })))
             .get("/loop", |_| {
                 let mut i: u64 = 0;
@@ -106,6 +111,34 @@ impl Plugin for Probe {
                 Response::json(200, &serde_json::json!({}))
             })
     }
+}
+
+fn receipts() -> lifelong_sdk::Result<Response> {
+    let page = Table("receipts").select(
+        vec![],
+        vec![lifelong_sdk::tables::OrderBy {
+            column: "event_id".into(),
+            descending: false,
+        }],
+        1000,
+        None,
+    )?;
+    let ids: Vec<i64> = page
+        .rows
+        .iter()
+        .map(|r| lifelong_sdk::tables::int(r, "event_id"))
+        .collect();
+    Response::json(200, &serde_json::json!({ "events": ids }))
+}
+
+fn receive(event: &lifelong_sdk::Event) -> Result<(), String> {
+    Table("receipts")
+        .insert(&[
+            ("event_id", Value::Integer(event.id)),
+            ("name", Value::Text(event.name.clone())),
+        ])
+        .map(|_| ())
+        .map_err(|e| e.detail)
 }
 
 export!(Probe);

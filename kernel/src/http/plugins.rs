@@ -1,0 +1,269 @@
+//! `/api/v1/plugins/{plugin}/…`: requests handed to a plugin.
+//!
+//! The kernel authenticates the caller (anonymous if no token is sent),
+//! resolves the site in context (`?site=CODE`, else the caller's home site),
+//! runs the plugin on a fresh instance, and caps what comes back. A failed
+//! call becomes problem+json naming the plugin, version and failure kind —
+//! 503 for a deadline, 500 otherwise.
+
+use super::error::ApiError;
+use super::extract::Auth;
+use super::AppState;
+use crate::authz::Actor;
+use crate::plugins::runtime::{Caller, Request as PluginRequest};
+use crate::plugins::{CallError, FailureKind};
+use crate::sites;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+
+/// Largest response body a plugin may return.
+const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// Response headers a plugin may set.
+const PASSED_HEADERS: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "etag",
+    "location",
+    "content-language",
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/plugins/{plugin}", any(dispatch_root))
+        .route("/plugins/{plugin}/{*rest}", any(dispatch))
+        .route("/plugin-deliveries/parked", axum::routing::get(parked))
+        .route(
+            "/plugin-deliveries/{event}/{subscriber}/replay",
+            axum::routing::post(replay),
+        )
+}
+
+fn city_admin(actor: &Actor) -> Result<(), ApiError> {
+    if actor.is_city_admin() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::forbidden(
+            "only a city admin may read or replay parked event deliveries",
+        )
+        .into())
+    }
+}
+
+/// Event deliveries that failed too often, newest first.
+async fn parked(State(state): State<AppState>, Auth(actor, _): Auth) -> Result<Response, ApiError> {
+    city_admin(&actor)?;
+    let items = crate::plugins::events::parked(&state.kernel, 500)
+        .await
+        .map_err(crate::error::Error::from)?;
+    Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// Put a parked delivery back in line.
+async fn replay(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path((event, subscriber)): Path<(i64, String)>,
+) -> Result<Response, ApiError> {
+    city_admin(&actor)?;
+    let done = crate::plugins::events::replay(&state.kernel, event, &subscriber)
+        .await
+        .map_err(crate::error::Error::from)?;
+    if !done {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no parked delivery of event {event} to {subscriber}"),
+        ));
+    }
+    let mut tx = state
+        .kernel
+        .db
+        .begin()
+        .await
+        .map_err(crate::error::Error::from)?;
+    crate::audit::record(
+        &mut tx,
+        &actor,
+        crate::audit::Change {
+            action: "plugin.delivery.replay",
+            site: None,
+            object_type: "plugin_delivery",
+            object_id: format!("{event}/{subscriber}"),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(crate::error::Error::from)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn dispatch_root(
+    state: State<AppState>,
+    Path(plugin): Path<String>,
+    req: Request,
+) -> Response {
+    run(state, plugin, String::new(), req).await
+}
+
+async fn dispatch(
+    state: State<AppState>,
+    Path((plugin, rest)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    run(state, plugin, rest, req).await
+}
+
+async fn run(
+    State(state): State<AppState>,
+    plugin: String,
+    rest: String,
+    req: Request,
+) -> Response {
+    match call(&state, plugin, rest, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn call(
+    state: &AppState,
+    plugin: String,
+    rest: String,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let Some(loaded) = state.plugin(&plugin) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no plugin {plugin:?} is installed"),
+        ));
+    };
+    let (mut parts, body) = req.into_parts();
+    let actor = if parts.headers.contains_key(header::AUTHORIZATION) {
+        Some(Auth::from_request_parts(&mut parts, state).await?.0)
+    } else {
+        None
+    };
+    let query = parts.uri.query().unwrap_or("").to_string();
+    let site_code = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("site="))
+        .map(str::to_string);
+    let site = match (&site_code, &actor) {
+        (Some(code), _) => Some(code.clone()),
+        (None, Some(Actor::Person(c))) => {
+            sites::code_of_path(&state.kernel.db, &c.home_path).await?
+        }
+        _ => None,
+    };
+    let site = match site {
+        Some(code) => match sites::fetch_by_code(state.kernel.db.reader(), &code).await? {
+            Some(s) => s.code,
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    "Not found",
+                    format!("no site has code {code:?}"),
+                ))
+            }
+        },
+        None => String::new(),
+    };
+    let caller = match &actor {
+        Some(Actor::Person(c)) => Caller {
+            person_id: Some(c.person_id),
+            roles: sites::grant_codes(&state.kernel.db, &c.grants).await?,
+        },
+        _ => Caller {
+            person_id: None,
+            roles: vec![],
+        },
+    };
+    let body: Bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|_| super::extract::too_large())?;
+    let request = PluginRequest {
+        method: parts.method.as_str().to_string(),
+        path: format!("/{rest}"),
+        query,
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(n, _)| *n != header::AUTHORIZATION && *n != header::COOKIE)
+            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: body.to_vec(),
+        caller,
+        site,
+        request_id: format!("{:016x}", rand::random::<u64>()),
+    };
+    let resp = match loaded.request(&state.kernel, request).await {
+        Ok(r) => r,
+        Err(e) => return Ok(PluginFailure(e).into_response()),
+    };
+    if resp.body.len() > MAX_RESPONSE_BYTES {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "plugin-response-too-large",
+            "Plugin response too large",
+            format!("plugin {plugin} returned more than {MAX_RESPONSE_BYTES} bytes"),
+        ));
+    }
+    let mut out = Response::new(Body::from(resp.body));
+    *out.status_mut() =
+        StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (n, v) in resp.headers {
+        let n = n.to_ascii_lowercase();
+        if !PASSED_HEADERS.contains(&n.as_str()) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(n), HeaderValue::try_from(v)) {
+            out.headers_mut().insert(n, v);
+        }
+    }
+    Ok(out)
+}
+
+/// A failed plugin call as problem+json, with the plugin, version, kind and
+/// wasm backtrace as extension members.
+struct PluginFailure(CallError);
+
+impl IntoResponse for PluginFailure {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = match e.kind {
+            FailureKind::Deadline => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        tracing::warn!(plugin = %e.plugin, version = %e.version, kind = e.kind.as_str(), "plugin call failed: {}", e.message);
+        let body = serde_json::json!({
+            "type": format!("urn:lifelong:problem:plugin-{}", e.kind.as_str()),
+            "title": "Plugin call failed",
+            "status": status.as_u16(),
+            "detail": e.to_string(),
+            "plugin": e.plugin,
+            "version": e.version,
+            "kind": e.kind.as_str(),
+            "backtrace": e.backtrace,
+        });
+        let mut r = (status, body.to_string()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
+    }
+}

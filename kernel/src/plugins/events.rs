@@ -1,0 +1,124 @@
+//! Delivering published events to subscribing plugins.
+//!
+//! A publishing call writes the event to `plugin_outbox` and one
+//! `plugin_deliveries` row per subscriber in its own transaction. A delivery
+//! runs the subscriber's `handle-event` on a fresh instance and marks the
+//! row done inside that same call's transaction, so the subscriber's writes
+//! and "delivered" commit together: each subscriber sees each event exactly
+//! once, across restarts and across nodes (a second worker's mark finds the
+//! row done and rolls back). A failed delivery backs off exponentially and
+//! after `max_attempts` is parked (`dead_at`) until an admin replays it.
+
+use super::runtime::Event;
+use super::Loaded;
+use crate::kernel::Kernel;
+use crate::storage::now_micros;
+use serde::Serialize;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pass {
+    pub delivered: usize,
+    pub failed: usize,
+    pub parked: usize,
+}
+
+/// A parked (dead-lettered) delivery.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Parked {
+    pub event_id: i64,
+    pub subscriber: String,
+    pub name: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub dead_at: i64,
+}
+
+/// Deliver every due delivery once. `plugin` finds a loaded subscriber;
+/// deliveries to plugins not loaded here stay pending.
+pub async fn deliver_due(
+    k: &Kernel,
+    plugin: impl Fn(&str) -> Option<Loaded>,
+    max_attempts: i64,
+) -> Result<Pass, sqlx::Error> {
+    let now = now_micros();
+    let due: Vec<(i64, String, i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT d.event_id, d.subscriber, d.attempts, o.name, o.payload, o.site \
+         FROM plugin_deliveries d JOIN plugin_outbox o ON o.id = d.event_id \
+         WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND d.next_attempt_at <= $1 \
+         ORDER BY d.next_attempt_at, d.event_id LIMIT 200",
+    )
+    .bind(now)
+    .fetch_all(k.db.reader())
+    .await?;
+    let mut pass = Pass::default();
+    for (event_id, subscriber, attempts, name, payload, site) in due {
+        let Some(loaded) = plugin(&subscriber) else {
+            continue;
+        };
+        let ev = Event {
+            name,
+            payload,
+            site: site.filter(|s| !s.is_empty()),
+            id: event_id,
+        };
+        let error = match loaded.event(k, ev).await {
+            Ok(Ok(true)) => {
+                pass.delivered += 1;
+                continue;
+            }
+            Ok(Ok(false)) => continue,
+            Ok(Err(e)) => format!("the handler returned an error: {e}"),
+            Err(e) => e.to_string(),
+        };
+        pass.failed += 1;
+        let next = attempts + 1;
+        let parked = next >= max_attempts;
+        pass.parked += usize::from(parked);
+        let backoff = 1_000_000i64.saturating_mul(1 << next.min(12));
+        tracing::warn!(plugin = %subscriber, event_id, attempt = next, parked, "event delivery failed: {error}");
+        let mut tx = k.db.begin().await?;
+        sqlx::query(
+            "UPDATE plugin_deliveries SET attempts = $1, last_error = $2, next_attempt_at = $3, dead_at = $4 \
+             WHERE event_id = $5 AND subscriber = $6 AND delivered_at IS NULL",
+        )
+        .bind(next)
+        .bind(error.chars().take(2000).collect::<String>())
+        .bind(now_micros() + backoff)
+        .bind(parked.then(now_micros))
+        .bind(event_id)
+        .bind(&subscriber)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(pass)
+}
+
+/// Parked deliveries, newest first.
+pub async fn parked(k: &Kernel, limit: i64) -> Result<Vec<Parked>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.event_id, d.subscriber, o.name, d.attempts, d.last_error, d.dead_at \
+         FROM plugin_deliveries d JOIN plugin_outbox o ON o.id = d.event_id \
+         WHERE d.dead_at IS NOT NULL ORDER BY d.dead_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(k.db.reader())
+    .await
+}
+
+/// Put a parked delivery back in line; false if there is no such parked delivery.
+pub async fn replay(k: &Kernel, event_id: i64, subscriber: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = k.db.begin().await?;
+    let r = sqlx::query(
+        "UPDATE plugin_deliveries SET dead_at = NULL, attempts = 0, next_attempt_at = $1 \
+         WHERE event_id = $2 AND subscriber = $3 AND dead_at IS NOT NULL AND delivered_at IS NULL",
+    )
+    .bind(now_micros())
+    .bind(event_id)
+    .bind(subscriber)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(r.rows_affected() > 0)
+}
