@@ -95,6 +95,9 @@ pub struct Grant {
     /// That site's path; the grant covers every path with this prefix.
     #[serde(skip)]
     pub site_path: String,
+    /// That site's code (what plugins see).
+    #[serde(skip)]
+    pub site_code: String,
 }
 
 /// An authenticated person with their live grants.
@@ -269,6 +272,7 @@ mod tests {
                     role: *r,
                     site_id: 0,
                     site_path: p.to_string(),
+                    site_code: String::new(),
                 })
                 .collect(),
         })

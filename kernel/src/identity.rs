@@ -618,8 +618,8 @@ pub async fn authenticate(k: &Kernel, token: &str) -> Result<Caller> {
 
 /// Load a person's live grants.
 pub async fn caller(k: &Kernel, person_id: i64, home_path: String) -> Result<Caller> {
-    let grants: Vec<(String, i64, String)> = sqlx::query_as(
-        "SELECT g.role, g.site_id, s.path FROM role_grants g JOIN sites s ON s.id = g.site_id \
+    let grants: Vec<(String, i64, String, String)> = sqlx::query_as(
+        "SELECT g.role, g.site_id, s.path, s.code FROM role_grants g JOIN sites s ON s.id = g.site_id \
          WHERE g.person_id = $1 AND g.revoked_at IS NULL AND s.status = 'active'",
     )
     .bind(person_id)
@@ -627,11 +627,12 @@ pub async fn caller(k: &Kernel, person_id: i64, home_path: String) -> Result<Cal
     .await?;
     let grants = grants
         .into_iter()
-        .filter_map(|(role, site_id, site_path)| {
+        .filter_map(|(role, site_id, site_path, site_code)| {
             Role::parse(&role).ok().map(|role| Grant {
                 role,
                 site_id,
                 site_path,
+                site_code,
             })
         })
         .collect();

@@ -324,21 +324,6 @@ pub async fn code_of_path(db: &Db, path: &str) -> Result<Option<String>> {
     Ok(row.map(|r| r.0))
 }
 
-/// A caller's grants as (role, site code) pairs, the shape plugins see.
-pub async fn grant_codes(db: &Db, grants: &[crate::authz::Grant]) -> Result<Vec<(String, String)>> {
-    let mut out = Vec::with_capacity(grants.len());
-    for g in grants {
-        let row: Option<(String,)> = sqlx::query_as("SELECT code FROM sites WHERE id = $1")
-            .bind(g.site_id)
-            .fetch_optional(db.reader())
-            .await?;
-        if let Some((code,)) = row {
-            out.push((g.role.as_str().to_string(), code));
-        }
-    }
-    Ok(out)
-}
-
 /// Fetch a site by an id-or-code reference ("42" or "TS-01") in one query;
 /// an id match wins over a code match.
 pub async fn fetch_ref<'e, E>(exec: E, reference: &str) -> Result<Option<Site>>

@@ -127,9 +127,13 @@ impl From<Error> for Response {
 type Handler = Box<dyn Fn(&Request) -> Result<Response>>;
 
 /// Routes: method + path pattern → handler. `{name}` matches one segment.
+///
+/// Building a router allocates almost nothing (patterns are `'static` and
+/// handlers are usually zero-sized closures): it is built afresh for every
+/// call, because every call runs on a fresh instance.
 #[derive(Default)]
 pub struct Router {
-    routes: Vec<(String, Vec<String>, Handler)>,
+    routes: Vec<(&'static str, &'static str, Handler)>,
 }
 
 impl Router {
@@ -141,35 +145,45 @@ impl Router {
     /// Add a route for `method`.
     pub fn route(
         mut self,
-        method: &str,
-        pattern: &str,
+        method: &'static str,
+        pattern: &'static str,
         handler: impl Fn(&Request) -> Result<Response> + 'static,
     ) -> Router {
-        let segments = split(pattern).map(str::to_string).collect();
-        self.routes
-            .push((method.to_ascii_uppercase(), segments, Box::new(handler)));
+        self.routes.push((method, pattern, Box::new(handler)));
         self
     }
 
     /// A GET route.
-    pub fn get(self, pattern: &str, h: impl Fn(&Request) -> Result<Response> + 'static) -> Router {
+    pub fn get(
+        self,
+        pattern: &'static str,
+        h: impl Fn(&Request) -> Result<Response> + 'static,
+    ) -> Router {
         self.route("GET", pattern, h)
     }
 
     /// A POST route.
-    pub fn post(self, pattern: &str, h: impl Fn(&Request) -> Result<Response> + 'static) -> Router {
+    pub fn post(
+        self,
+        pattern: &'static str,
+        h: impl Fn(&Request) -> Result<Response> + 'static,
+    ) -> Router {
         self.route("POST", pattern, h)
     }
 
     /// A PUT route.
-    pub fn put(self, pattern: &str, h: impl Fn(&Request) -> Result<Response> + 'static) -> Router {
+    pub fn put(
+        self,
+        pattern: &'static str,
+        h: impl Fn(&Request) -> Result<Response> + 'static,
+    ) -> Router {
         self.route("PUT", pattern, h)
     }
 
     /// A DELETE route.
     pub fn delete(
         self,
-        pattern: &str,
+        pattern: &'static str,
         h: impl Fn(&Request) -> Result<Response> + 'static,
     ) -> Router {
         self.route("DELETE", pattern, h)
@@ -177,17 +191,19 @@ impl Router {
 
     /// Run the handler of the first matching route; 404 or 405 otherwise.
     pub fn dispatch(&self, mut req: Request) -> Response {
-        let path: Vec<&str> = split(&req.path).collect();
+        let full = std::mem::take(&mut req.path);
+        let path: Vec<&str> = split(&full).collect();
         let mut method_mismatch = false;
         for (method, pattern, handler) in &self.routes {
             let Some(params) = matches(pattern, &path) else {
                 continue;
             };
-            if *method != req.method {
+            if !method.eq_ignore_ascii_case(&req.method) {
                 method_mismatch = true;
                 continue;
             }
             req.params = params;
+            req.path = full.clone();
             return handler(&req).unwrap_or_else(Response::from);
         }
         if method_mismatch {
@@ -195,11 +211,11 @@ impl Router {
                 405,
                 "method-not-allowed",
                 "Method not allowed",
-                format!("{} is not allowed on {}", req.method, req.path),
+                format!("{} is not allowed on {full}", req.method),
             )
             .into()
         } else {
-            Error::not_found(format!("no route for {}", req.path)).into()
+            Error::not_found(format!("no route for {full}")).into()
         }
     }
 }
@@ -208,17 +224,19 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
 
-fn matches(pattern: &[String], path: &[&str]) -> Option<Vec<(String, String)>> {
-    if pattern.len() != path.len() {
-        return None;
-    }
+fn matches(pattern: &str, path: &[&str]) -> Option<Vec<(String, String)>> {
     let mut params = Vec::new();
-    for (p, s) in pattern.iter().zip(path) {
+    let mut segments = split(pattern);
+    for s in path {
+        let p = segments.next()?;
         match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
             Some(name) => params.push((name.to_string(), s.to_string())),
-            None if p == s => {}
+            None if p == *s => {}
             None => return None,
         }
+    }
+    if segments.next().is_some() {
+        return None;
     }
     Some(params)
 }
@@ -229,12 +247,13 @@ mod tests {
 
     #[test]
     fn patterns_bind_parameters() {
-        let p: Vec<String> = split("/courses/{id}/seats").map(str::to_string).collect();
+        let p = "/courses/{id}/seats";
         assert_eq!(
-            matches(&p, &["courses", "7", "seats"]),
+            matches(p, &["courses", "7", "seats"]),
             Some(vec![("id".into(), "7".into())])
         );
-        assert_eq!(matches(&p, &["courses", "7"]), None);
-        assert_eq!(matches(&p, &["terms", "7", "seats"]), None);
+        assert_eq!(matches(p, &["courses", "7"]), None);
+        assert_eq!(matches(p, &["courses", "7", "seats", "x"]), None);
+        assert_eq!(matches(p, &["terms", "7", "seats"]), None);
     }
 }

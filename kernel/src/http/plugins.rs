@@ -181,7 +181,11 @@ async fn call(
     let caller = match &actor {
         Some(Actor::Person(c)) => Caller {
             person_id: Some(c.person_id),
-            roles: sites::grant_codes(&state.kernel.db, &c.grants).await?,
+            roles: c
+                .grants
+                .iter()
+                .map(|g| (g.role.as_str().to_string(), g.site_code.clone()))
+                .collect(),
         },
         _ => Caller {
             person_id: None,

@@ -29,7 +29,10 @@ pub struct CallState {
     pub(super) panic: Option<String>,
     /// Set when the kernel failed under the guest; the call is reported as a kernel failure.
     pub(super) kernel_failure: Option<String>,
+    db: Option<crate::storage::Db>,
     tx: Option<Tx>,
+    /// Set once the call has committed or rolled back.
+    ended: bool,
     mode: Mode,
     manifest: Arc<Manifest>,
     tables: Tables,
@@ -94,9 +97,13 @@ impl CallState {
         request_id: String,
         memory: usize,
     ) -> Result<CallState, sqlx::Error> {
+        // A writing call takes its transaction (on SQLite, the one writer)
+        // before its deadline starts; a read-only call opens its snapshot
+        // only if it reads a table, so handlers that do not touch data cost
+        // no database round trip.
         let tx = match mode {
-            Mode::Read => k.db.begin_read().await?,
-            Mode::Write => k.db.begin().await?,
+            Mode::Read => None,
+            Mode::Write => Some(k.db.begin().await?),
         };
         Ok(CallState {
             limits: Limiter {
@@ -105,7 +112,9 @@ impl CallState {
             },
             panic: None,
             kernel_failure: None,
-            tx: Some(tx),
+            db: Some(k.db.clone()),
+            tx,
+            ended: false,
             mode,
             manifest,
             tables,
@@ -114,6 +123,34 @@ impl CallState {
             site,
             request_id,
         })
+    }
+
+    /// State with no transaction (benchmarks of bare instantiation; any
+    /// table call fails).
+    pub(super) fn detached(
+        manifest: Arc<Manifest>,
+        tables: Tables,
+        subscriptions: super::runtime::Subscriptions,
+        memory: usize,
+    ) -> CallState {
+        CallState {
+            limits: Limiter {
+                memory,
+                denied: false,
+            },
+            panic: None,
+            kernel_failure: None,
+            db: None,
+            tx: None,
+            ended: false,
+            mode: Mode::Read,
+            manifest,
+            tables,
+            subscriptions,
+            delivery: None,
+            site: String::new(),
+            request_id: String::new(),
+        }
     }
 
     /// Make this call complete delivery of event `id` to this plugin.
@@ -125,8 +162,10 @@ impl CallState {
     /// A call completing an event delivery marks it done in the same
     /// transaction, and rolls back if another worker marked it first.
     pub(super) async fn finish(&mut self, commit: bool) -> Result<bool, sqlx::Error> {
+        self.ended = true;
         let Some(mut tx) = self.tx.take() else {
-            return Ok(false);
+            // A read-only call that never read a table: nothing to end.
+            return Ok(commit && self.mode == Mode::Read && self.delivery.is_none());
         };
         if !commit || self.mode == Mode::Read {
             tx.rollback().await?;
@@ -151,7 +190,20 @@ impl CallState {
         Ok(true)
     }
 
-    fn tx(&mut self) -> wasmtime::Result<&mut Tx> {
+    async fn tx(&mut self) -> wasmtime::Result<&mut Tx> {
+        if self.tx.is_none() {
+            let db = match (&self.db, self.ended) {
+                (Some(db), false) => db,
+                _ => wasmtime::bail!("the call's transaction has ended"),
+            };
+            match db.begin_read().await {
+                Ok(tx) => self.tx = Some(tx),
+                Err(e) => {
+                    self.kernel_failure = Some(e.to_string());
+                    wasmtime::bail!("{e}")
+                }
+            }
+        }
         self.tx
             .as_mut()
             .ok_or_else(|| wasmtime::format_err!("the call's transaction has ended"))
@@ -304,7 +356,7 @@ impl wit::Host for CallState {
     ) -> wasmtime::Result<Result<Option<wit::Row>, types::Error>> {
         let key: Vec<Value> = key.into_iter().map(value_in).collect();
         let tables = self.tables.clone();
-        let r = tables.get(&mut *self.tx()?, &table, &key).await;
+        let r = tables.get(&mut *self.tx().await?, &table, &key).await;
         self.table_result(r.map(|o| o.map(row_out)))
     }
 
@@ -317,7 +369,9 @@ impl wit::Host for CallState {
             return Ok(Err(e));
         }
         let tables = self.tables.clone();
-        let r = tables.insert(&mut *self.tx()?, &table, &row_in(row)).await;
+        let r = tables
+            .insert(&mut *self.tx().await?, &table, &row_in(row))
+            .await;
         self.table_result(r.map(row_out))
     }
 
@@ -333,7 +387,7 @@ impl wit::Host for CallState {
         let key: Vec<Value> = key.into_iter().map(value_in).collect();
         let tables = self.tables.clone();
         let r = tables
-            .update(&mut *self.tx()?, &table, &key, &row_in(set))
+            .update(&mut *self.tx().await?, &table, &key, &row_in(set))
             .await;
         self.table_result(r)
     }
@@ -348,7 +402,7 @@ impl wit::Host for CallState {
         }
         let key: Vec<Value> = key.into_iter().map(value_in).collect();
         let tables = self.tables.clone();
-        let r = tables.delete(&mut *self.tx()?, &table, &key).await;
+        let r = tables.delete(&mut *self.tx().await?, &table, &key).await;
         self.table_result(r)
     }
 
@@ -361,7 +415,7 @@ impl wit::Host for CallState {
         let tables = self.tables.clone();
         let r = tables
             .select(
-                &mut *self.tx()?,
+                &mut *self.tx().await?,
                 &q.table,
                 &conds_in(q.where_),
                 &order,
@@ -398,7 +452,7 @@ impl wit::Host for CallState {
             .collect();
         let tables = self.tables.clone();
         let r = tables
-            .update_where(&mut *self.tx()?, &table, &conds_in(where_), &changes)
+            .update_where(&mut *self.tx().await?, &table, &conds_in(where_), &changes)
             .await;
         self.table_result(r)
     }
@@ -413,7 +467,7 @@ impl wit::Host for CallState {
         let tables = self.tables.clone();
         let r = tables
             .aggregate(
-                &mut *self.tx()?,
+                &mut *self.tx().await?,
                 &table,
                 &conds_in(where_),
                 &group_by,
@@ -467,7 +521,7 @@ impl events::Host for CallState {
                 .unwrap_or_default()
         };
         let now = now_micros();
-        let tx = self.tx()?;
+        let tx = self.tx().await?;
         let r = async {
             let (id,): (i64,) = sqlx::query_as(
                 "INSERT INTO plugin_outbox (name, payload, site, published_at) VALUES ($1, $2, $3, $4) RETURNING id",

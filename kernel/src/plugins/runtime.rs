@@ -158,7 +158,13 @@ impl Runtime {
             .total_core_instances(limits.max_instances * 4)
             .total_memories(limits.max_instances * 2)
             .total_tables(limits.max_instances * 4)
-            .max_memory_size(limits.memory_bytes);
+            .max_memory_size(limits.memory_bytes)
+            // Reset only the pages a call dirtied (PAGEMAP_SCAN, Linux 6.7+),
+            // keeping them resident, so the next instance does not
+            // page-fault its stack and heap back in.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
@@ -370,6 +376,41 @@ impl Loaded {
         .await
     }
 
+    fn detached_store(&self) -> Store<CallState> {
+        let state = CallState::detached(
+            self.manifest.clone(),
+            self.tables.clone(),
+            self.subscriptions.clone(),
+            self.memory,
+        );
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline((self.deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Benchmark support: a fresh instance and one `handle-request` call
+    /// with no database transaction (table calls fail). Not for serving.
+    #[doc(hidden)]
+    pub async fn bench_fresh_call(&self, req: &Request) -> wasmtime::Result<Response> {
+        let mut store = self.detached_store();
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        instance
+            .lifelong_plugin_handler()
+            .call_handle_request(&mut store, req)
+            .await
+    }
+
+    /// Benchmark support: one live instance to call repeatedly (what the
+    /// kernel never does when serving). Not for serving.
+    #[doc(hidden)]
+    pub async fn bench_live(&self) -> wasmtime::Result<LiveInstance> {
+        let mut store = self.detached_store();
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok(LiveInstance { store, instance })
+    }
+
     /// Re-run a call that hit a write conflict, each time on a fresh instance.
     async fn with_retries<T, F, Fut>(&self, mut f: F) -> Result<T, CallError>
     where
@@ -514,6 +555,24 @@ fn recursing(frames: &[String]) -> bool {
         *counts.entry(f.as_str()).or_insert(0) += 1;
     }
     counts.values().any(|n| *n >= 16)
+}
+
+/// A live instance kept for benchmarks.
+#[doc(hidden)]
+pub struct LiveInstance {
+    store: Store<CallState>,
+    instance: Plugin,
+}
+
+impl LiveInstance {
+    /// Call `handle-request` on the live instance.
+    pub async fn call(&mut self, req: &Request) -> wasmtime::Result<Response> {
+        self.store.set_epoch_deadline(1_000_000);
+        self.instance
+            .lifelong_plugin_handler()
+            .call_handle_request(&mut self.store, req)
+            .await
+    }
 }
 
 /// A call in progress.

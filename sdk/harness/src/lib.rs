@@ -51,6 +51,9 @@ pub fn build(dir: impl AsRef<Path>) -> anyhow::Result<Vec<u8>> {
             "--manifest-path",
         ])
         .arg(dir.join("Cargo.toml"))
+        // A 128 KiB stack instead of Rust's default 1 MiB: every call's fresh
+        // instance starts with less memory to map and reset.
+        .args(["--", "-C", "link-arg=-zstack-size=131072"])
         .output()?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -27,6 +27,13 @@ impl Plugin for Probe {
         Router::new()
             .get("/receipts", |_| receipts())
             .get("/ok", |_| Response::json(200, &serde_json::json!({ "ok": true })))
+            .get("/clock/{n}", |req| {
+                let mut last = 0;
+                for _ in 0..req.param_i64("n")? {
+                    last = std::hint::black_box(lifelong_sdk::clock::now_micros());
+                }
+                Response::json(200, &serde_json::json!({ "last": last }))
+            })
             .get("/loop", |_| {
                 let mut i: u64 = 0;
                 loop {

@@ -1,0 +1,298 @@
+//! Plugin runtime benchmark (reported, never asserted). Run:
+//! `cargo bench -p tests --bench plugins`
+//!
+//! In one run: a fresh-instance call to a trivial handler, a call into a live
+//! instance, a host-import round trip, memory per live instance, and HTTP
+//! throughput of plugin routes against native axum routes doing the same
+//! work behind the same authentication.
+
+use kernel::plugins::runtime::{Caller, Request};
+use lifelong_harness::TestKernel;
+use std::time::{Duration, Instant};
+
+fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6
+}
+
+fn req(path: &str) -> Request {
+    Request {
+        method: "GET".into(),
+        path: path.into(),
+        query: String::new(),
+        headers: vec![],
+        body: vec![],
+        caller: Caller {
+            person_id: None,
+            roles: vec![],
+        },
+        site: String::new(),
+        request_id: "bench".into(),
+    }
+}
+
+fn cpu_secs() -> f64 {
+    // utime + stime of this process, from /proc (Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let k = TestKernel::sqlite().await;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/probe");
+    let probe = k.load(&dir).await;
+    let ok = req("/ok");
+
+    // 1. Fresh instance per call, trivial handler, no database transaction.
+    for _ in 0..2000 {
+        probe.loaded.bench_fresh_call(&ok).await.unwrap();
+    }
+    let mut lat = Vec::new();
+    for _ in 0..20_000 {
+        let t = Instant::now();
+        probe.loaded.bench_fresh_call(&ok).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    let (fresh50, fresh99) = (pct(lat.clone(), 0.5), pct(lat, 0.99));
+    println!("fresh instance + trivial call: p50 {fresh50:.1} µs, p99 {fresh99:.1} µs");
+
+    // 1b. The same through the serving path (read-only transaction included).
+    let mut lat = Vec::new();
+    for _ in 0..5_000 {
+        let t = Instant::now();
+        probe.loaded.request(&k.kernel, ok.clone()).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    println!(
+        "serving path (fresh instance; a read snapshot opens only if a table is read): p50 {:.1} µs, p99 {:.1} µs",
+        pct(lat.clone(), 0.5),
+        pct(lat, 0.99)
+    );
+
+    // 2. A call into a live instance.
+    let mut live = probe.loaded.bench_live().await.unwrap();
+    let mut lat = Vec::new();
+    for _ in 0..20_000 {
+        let t = Instant::now();
+        live.call(&ok).await.unwrap();
+        lat.push(t.elapsed());
+    }
+    println!(
+        "call into a live instance: p50 {:.2} µs, p99 {:.2} µs",
+        pct(lat.clone(), 0.5),
+        pct(lat, 0.99)
+    );
+
+    // 3. Host import round trip: 10,000 clock calls in one handler, minus a trivial call.
+    let n = 10_000;
+    let clock = req(&format!("/clock/{n}"));
+    let mut best = f64::MAX;
+    for _ in 0..20 {
+        let t = Instant::now();
+        live.call(&clock).await.unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "host import round trip (clock.now-micros): {:.3} µs",
+        best * 1e6 / n as f64
+    );
+
+    // 4. Memory per live instance.
+    let before = rss_kib();
+    let mut keep = Vec::new();
+    for _ in 0..100 {
+        let mut l = probe.loaded.bench_live().await.unwrap();
+        l.call(&ok).await.unwrap();
+        keep.push(l);
+    }
+    println!(
+        "memory per live instance (RSS growth over 100): {} KiB",
+        (rss_kib().saturating_sub(before)) / 100
+    );
+    drop(keep);
+    drop(live);
+
+    // 5. HTTP: plugin routes vs native routes doing the same work, same auth.
+    let (row_id, token) = setup_http(&k, &probe).await;
+    let limits = kernel::config::Limits {
+        max_concurrent_requests: 10_000,
+        ..Default::default()
+    };
+    let state = kernel::http::AppState::new(k.kernel.clone(), &limits);
+    state.add_plugin(probe.loaded.clone());
+    let kern = k.kernel.clone();
+    let kern2 = k.kernel.clone();
+    let app = kernel::http::app(state, &limits)
+        .route(
+            "/native/ok",
+            axum::routing::get(move |h: axum::http::HeaderMap| {
+                let kern = kern.clone();
+                async move {
+                    auth(&kern, &h).await;
+                    axum::Json(serde_json::json!({ "ok": true }))
+                }
+            }),
+        )
+        .route(
+            "/native/seats/{id}",
+            axum::routing::get(
+                move |h: axum::http::HeaderMap,
+                      axum::extract::Path(id): axum::extract::Path<i64>| {
+                    let kern = kern2.clone();
+                    async move {
+                        auth(&kern, &h).await;
+                        let (taken, capacity): (i64, i64) = sqlx::query_as(
+                            "SELECT taken, capacity FROM plg_probe__seats WHERE id = $1",
+                        )
+                        .bind(id)
+                        .fetch_one(kern.db.reader())
+                        .await
+                        .unwrap();
+                        axum::Json(serde_json::json!({ "taken": taken, "capacity": capacity }))
+                    }
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let site = "?site=CITY";
+    let cases = [
+        (
+            "trivial",
+            format!("/native/ok{site}"),
+            format!("/api/v1/plugins/probe/ok{site}"),
+        ),
+        (
+            "one-row read",
+            format!("/native/seats/{row_id}{site}"),
+            format!("/api/v1/plugins/probe/seats/{row_id}{site}"),
+        ),
+    ];
+    for (name, native, plugin) in cases {
+        let (n_rps, n_cpu) = throughput(&format!("http://{addr}{native}"), &token).await;
+        let (p_rps, p_cpu) = throughput(&format!("http://{addr}{plugin}"), &token).await;
+        println!(
+            "http {name}: native {n_rps:.0} req/s ({n_cpu:.0} µs CPU/req), plugin {p_rps:.0} req/s ({p_cpu:.0} µs CPU/req), ratio {:.2}",
+            p_rps / n_rps
+        );
+    }
+    k.cleanup().await;
+}
+
+/// The same authentication the API does for every plugin request.
+async fn auth(k: &kernel::Kernel, h: &axum::http::HeaderMap) {
+    let token = h["authorization"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("Bearer ");
+    kernel::identity::authenticate(k, token).await.unwrap();
+}
+
+async fn setup_http(k: &TestKernel, probe: &lifelong_harness::TestPlugin) -> (i64, String) {
+    use kernel::authz::Actor;
+    let sys = Actor::System("bench");
+    kernel::sites::create(
+        &k.kernel.db,
+        &sys,
+        kernel::sites::NewSite {
+            code: "CITY".into(),
+            name_zh: "市".into(),
+            kind: "city".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = kernel::idnumber::synthesize(
+        110101,
+        chrono::NaiveDate::from_ymd_opt(1960, 1, 1).unwrap(),
+        1,
+        kernel::idnumber::Sex::Male,
+    );
+    let p = kernel::identity::create(
+        &k.kernel,
+        &sys,
+        kernel::identity::NewPerson {
+            name: "bench".into(),
+            id_number: id,
+            home_site: "CITY".into(),
+            login: Some("bench".into()),
+            password: Some("bench-password".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    kernel::identity::grant(&k.kernel, &sys, p.id, "learner", "CITY")
+        .await
+        .unwrap();
+    let token = kernel::identity::login(&k.kernel, "bench", "bench-password")
+        .await
+        .unwrap()
+        .token;
+    let (_, v) = probe
+        .post(
+            "/seats",
+            Some(serde_json::json!({ "capacity": 30 })),
+            &k.anonymous(),
+        )
+        .await
+        .unwrap();
+    (v["id"].as_i64().unwrap(), token)
+}
+
+/// Requests/s over 3 s with 32 keep-alive clients, and process CPU per request.
+async fn throughput(url: &str, token: &str) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let dur = Duration::from_secs(3);
+    let cpu0 = cpu_secs();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, url, token) = (client.clone(), url.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while start.elapsed() < dur {
+                let res = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                assert!(res.status().is_success(), "{url}: {}", res.status());
+                res.bytes().await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    (
+        total as f64 / secs,
+        (cpu_secs() - cpu0) * 1e6 / total as f64,
+    )
+}
