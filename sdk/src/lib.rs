@@ -40,6 +40,8 @@ mod router;
 pub mod tables;
 
 pub use bindings::lifelong::plugin::clock;
+/// The kernel's site registry (needs the `sites.read` capability).
+pub use bindings::lifelong::plugin::sites;
 pub use bindings::lifelong::plugin::types::{Caller, Value};
 pub use error::{Error, Result};
 pub use router::{Request, Response, Router};

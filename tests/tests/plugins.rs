@@ -350,3 +350,46 @@ async fn a_failing_delivery_is_parked_and_can_be_replayed() {
         .is_empty());
     k.cleanup().await;
 }
+
+/// A capability the plugin did not declare is refused with a typed error;
+/// the plugin that declared it reads the site registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_need_the_declared_capability() {
+    let k = TestKernel::sqlite().await;
+    let sys = kernel::authz::Actor::System("test");
+    for (code, kind, parent) in [("CITY", "city", None), ("T1", "township", Some("CITY"))] {
+        kernel::sites::create(
+            &k.kernel.db,
+            &sys,
+            kernel::sites::NewSite {
+                code: code.into(),
+                name_zh: code.into(),
+                kind: kind.into(),
+                parent_code: parent.map(Into::into),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let p = probe(&k).await;
+    let other = k.load(plugin_dir("other")).await;
+    let anon = k.anonymous();
+    assert_eq!(
+        p.get("/sites/CITY", &anon).await.unwrap(),
+        (
+            200,
+            json!({ "code": "CITY", "level": "city", "children": ["T1"] })
+        )
+    );
+    let (s, v) = p.get("/sites/NOPE", &anon).await.unwrap();
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = other.get("/sites/CITY", &anon).await.unwrap();
+    assert_eq!(s, 403);
+    assert_eq!(v["type"], "urn:lifelong:problem:capability-denied");
+    assert_eq!(
+        v["detail"],
+        "plugin other does not have the capability sites.read"
+    );
+    k.cleanup().await;
+}

@@ -7,7 +7,7 @@
 //! failure (the database went away) traps, and that is reported as such.
 
 use super::manifest::Manifest;
-use super::runtime::lifelong::plugin::{clock, events, log, tables as wit, types};
+use super::runtime::lifelong::plugin::{clock, events, log, sites as wsites, tables as wit, types};
 use super::tables::{Change, Condition, Op, Operand, TableError, Tables, Value};
 use crate::kernel::Kernel;
 use crate::storage::{now_micros, Tx};
@@ -486,6 +486,101 @@ impl wit::Host for CallState {
         }))
     }
 }
+
+impl CallState {
+    /// The capability check every non-table host call makes first.
+    fn capable(&self, capability: &str) -> Result<(), types::Error> {
+        if self.manifest.capabilities.iter().any(|c| c == capability) {
+            Ok(())
+        } else {
+            Err(types::Error::Denied(format!(
+                "plugin {} does not have the capability {capability}",
+                self.manifest.id
+            )))
+        }
+    }
+
+    fn site_result<T>(
+        &mut self,
+        r: crate::error::Result<T>,
+    ) -> wasmtime::Result<Result<T, types::Error>> {
+        Ok(Err(match r {
+            Ok(v) => return Ok(Ok(v)),
+            Err(crate::error::Error::NotFound(m)) => types::Error::NotFound(m),
+            Err(crate::error::Error::Invalid(f)) => types::Error::Invalid(
+                f.iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Err(e) => {
+                self.kernel_failure = Some(e.to_string());
+                wasmtime::bail!("{e}")
+            }
+        }))
+    }
+}
+
+fn site_out(s: crate::sites::Site) -> wsites::Site {
+    wsites::Site {
+        code: s.code,
+        name_zh: s.name_zh,
+        name_en: s.name_en,
+        kind: s.kind,
+        level: s.level,
+        parent: s.parent_code,
+        status: s.status,
+        opened_on: s.opened_on,
+    }
+}
+
+impl wsites::Host for CallState {
+    async fn get(&mut self, code: String) -> wasmtime::Result<Result<wsites::Site, types::Error>> {
+        if let Err(e) = self.capable("sites.read") {
+            return Ok(Err(e));
+        }
+        let Some(db) = self.db.clone() else {
+            wasmtime::bail!("no database in this call")
+        };
+        let r = crate::sites::get(&db, &SYSTEM, &code).await.map(site_out);
+        self.site_result(r)
+    }
+
+    async fn children(
+        &mut self,
+        code: String,
+    ) -> wasmtime::Result<Result<Vec<wsites::Site>, types::Error>> {
+        if let Err(e) = self.capable("sites.read") {
+            return Ok(Err(e));
+        }
+        let Some(db) = self.db.clone() else {
+            wasmtime::bail!("no database in this call")
+        };
+        let r = crate::sites::children(&db, &SYSTEM, &code)
+            .await
+            .map(|v| v.into_iter().map(site_out).collect());
+        self.site_result(r)
+    }
+
+    async fn ancestors(
+        &mut self,
+        code: String,
+    ) -> wasmtime::Result<Result<Vec<wsites::Site>, types::Error>> {
+        if let Err(e) = self.capable("sites.read") {
+            return Ok(Err(e));
+        }
+        let Some(db) = self.db.clone() else {
+            wasmtime::bail!("no database in this call")
+        };
+        let r = crate::sites::ancestors(&db, &SYSTEM, &code)
+            .await
+            .map(|v| v.into_iter().map(site_out).collect());
+        self.site_result(r)
+    }
+}
+
+/// Sites are readable by every plugin granted `sites.read`, whole-city.
+const SYSTEM: crate::authz::Actor = crate::authz::Actor::System("plugin");
 
 impl events::Host for CallState {
     async fn publish(

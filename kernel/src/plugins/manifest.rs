@@ -36,10 +36,17 @@ pub struct Manifest {
     /// Full event names (`kernel.person.created`, `other-plugin.name`) it receives.
     #[serde(default)]
     pub subscribes: Vec<String>,
+    /// Kernel capabilities the plugin asks for (see [`CAPABILITIES`]).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
     /// Limits the plugin asks for (lower than the kernel's caps).
     #[serde(default)]
     pub limits: AskedLimits,
 }
+
+/// Capabilities a plugin can ask for. Host calls outside the plugin's own
+/// tables, events and logs need one.
+pub const CAPABILITIES: &[&str] = &["sites.read"];
 
 /// Display names.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -223,6 +230,14 @@ fn check(m: &Manifest) -> Result<(), ManifestError> {
                     t.name
                 )));
             }
+        }
+    }
+    for c in &m.capabilities {
+        if !CAPABILITIES.contains(&c.as_str()) {
+            return Err(bad(format!(
+                "unknown capability {c:?}; this kernel offers {}",
+                CAPABILITIES.join(", ")
+            )));
         }
     }
     for e in &m.publishes {

@@ -28,6 +28,19 @@ impl Plugin for Other {
                 Response::json(201, &serde_json::json!({}))
             })
             .get("/receipts", |_| receipts())
+            .get("/sites/{code}", |req| {
+                let site = lifelong_sdk::sites::get(req.param("code"))
+                    .map_err(lifelong_sdk::Error::from)?;
+                let kids = lifelong_sdk::sites::children(req.param("code"))
+                    .map_err(lifelong_sdk::Error::from)?;
+                Response::json(
+                    200,
+                    &serde_json::json!({
+                        "code": site.code, "level": site.level,
+                        "children": kids.iter().map(|k| k.code.clone()).collect::<Vec<_>>(),
+                    }),
+                )
+            })
     }
 }
 

@@ -26,6 +26,14 @@ impl Plugin for Probe {
     fn router() -> Router {
         Router::new()
             .get("/receipts", |_| receipts())
+            .get("/sites/{code}", |req| {
+                let site = lifelong_sdk::sites::get(req.param("code")).map_err(lifelong_sdk::Error::from)?;
+                let kids = lifelong_sdk::sites::children(req.param("code")).map_err(lifelong_sdk::Error::from)?;
+                Response::json(200, &serde_json::json!({
+                    "code": site.code, "level": site.level,
+                    "children": kids.iter().map(|k| k.code.clone()).collect::<Vec<_>>(),
+                }))
+            })
             .get("/ok", |_| Response::json(200, &serde_json::json!({ "ok": true })))
             .get("/clock/{n}", |req| {
                 let mut last = 0;
