@@ -39,6 +39,8 @@ mod error;
 mod router;
 pub mod tables;
 
+/// The credit bank (needs the `accounts.record` capability).
+pub use bindings::lifelong::plugin::accounts;
 pub use bindings::lifelong::plugin::clock;
 /// The kernel's site registry (needs the `sites.read` capability).
 pub use bindings::lifelong::plugin::sites;

@@ -393,3 +393,108 @@ async fn sites_need_the_declared_capability() {
     );
     k.cleanup().await;
 }
+
+/// A learning outcome recorded by a plugin commits with the call: once per
+/// idempotency key, never after a trap, and only with the capability.
+async fn outcomes_commit_with_the_call(k: TestKernel) {
+    let sys = kernel::authz::Actor::System("test");
+    kernel::sites::create(
+        &k.kernel.db,
+        &sys,
+        kernel::sites::NewSite {
+            code: "CITY".into(),
+            name_zh: "市".into(),
+            kind: "city".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut people = Vec::new();
+    for n in 0..2u32 {
+        let person = kernel::identity::create(
+            &k.kernel,
+            &sys,
+            kernel::identity::NewPerson {
+                name: format!("学员{n}"),
+                id_number: kernel::idnumber::synthesize(
+                    110101,
+                    chrono::NaiveDate::from_ymd_opt(1955, 3, 1).unwrap(),
+                    n * 2 + 1,
+                    kernel::idnumber::Sex::Male,
+                ),
+                home_site: "CITY".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        people.push(person.id);
+    }
+    let p = probe(&k).await;
+    let other = k.load(plugin_dir("other")).await;
+    let anon = k.anonymous();
+    let entries = |person: i64| {
+        let db = k.kernel.db.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM ledger_entries e JOIN accounts a ON a.id = e.account_id WHERE a.person_id = $1",
+            )
+            .bind(person)
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+            n
+        }
+    };
+    let (s, v) = p
+        .post(&format!("/outcomes/{}", people[0]), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["replayed"], false);
+    let (s, v2) = p
+        .post(&format!("/outcomes/{}", people[0]), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, &v2["replayed"], &v2["entry"]),
+        (200, &json!(true), &v["entry"])
+    );
+    assert_eq!(entries(people[0]).await, 1, "the same key records once");
+    let err = p
+        .post(&format!("/outcomes/{}?trap", people[1]), None, &anon)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::Panic);
+    assert_eq!(
+        entries(people[1]).await,
+        0,
+        "a trapped call recorded nothing"
+    );
+    let (s, v) = other
+        .post(&format!("/outcomes/{}", people[1]), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 403);
+    assert_eq!(
+        v["detail"],
+        "plugin other does not have the capability accounts.record"
+    );
+    assert_eq!(entries(people[1]).await, 0);
+    let report = kernel::accounts::ledger::verify(&k.kernel.db, 2)
+        .await
+        .unwrap();
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+    k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_commit_with_the_call_sqlite() {
+    outcomes_commit_with_the_call(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_commit_with_the_call_postgres() {
+    outcomes_commit_with_the_call(TestKernel::postgres().await).await;
+}

@@ -381,6 +381,35 @@ pub async fn record(
     origin: &str,
     n: NewEntry,
 ) -> Result<(Entry, Recorded)> {
+    let (req, site_path) = validate(k, actor, n).await?;
+    append(k, actor, origin, req, Some(&site_path)).await
+}
+
+/// Record a learning outcome inside the caller's transaction `tx` (a plugin
+/// call's): it commits or rolls back with everything else the call did.
+/// Losing a race on the idempotency key to another transaction is reported
+/// as a write conflict, so the whole call is re-run.
+pub async fn record_in(
+    tx: &mut Tx,
+    k: &Kernel,
+    actor: &Actor,
+    origin: &str,
+    n: NewEntry,
+) -> Result<(Entry, Recorded)> {
+    let (req, site_path) = validate(k, actor, n).await?;
+    let content_hash = req.content_hash();
+    match append_in(tx, actor, origin, &req, &content_hash, Some(&site_path)).await {
+        Ok(v) => Ok(v),
+        Err(AppendError::KeyTaken) => Err(Error::Internal(anyhow::anyhow!(
+            "write conflict: idempotency key {:?} was taken by a concurrent call",
+            req.idempotency_key
+        ))),
+        Err(AppendError::Other(e)) => Err(e),
+    }
+}
+
+/// Check a new outcome; returns the request and the source site's path.
+async fn validate(k: &Kernel, actor: &Actor, n: NewEntry) -> Result<(Request, String)> {
     if !KINDS.contains(&n.kind.as_str()) {
         return Err(Error::invalid(
             "kind",
@@ -437,7 +466,7 @@ pub async fn record(
         reverses: None,
         credits: None,
     };
-    append(k, actor, origin, req, Some(&site.path)).await
+    Ok((req, site.path))
 }
 
 /// Reverse an entry (the only correction there is).
@@ -526,7 +555,15 @@ async fn append(
         // Lost a race on the idempotency key (another account or another
         // node got there first): the winner's entry decides.
         Err(AppendError::KeyTaken) => {
-            match existing(&k.db, origin, &req.idempotency_key, &content_hash, None).await? {
+            match existing(
+                Some(&k.db),
+                origin,
+                &req.idempotency_key,
+                &content_hash,
+                None,
+            )
+            .await?
+            {
                 Some(found) => Ok((found, Recorded::Replayed)),
                 None => Err(Error::Internal(anyhow::anyhow!("idempotency key vanished"))),
             }
@@ -548,7 +585,7 @@ impl<E: Into<Error>> From<E> for AppendError {
 }
 
 async fn existing(
-    db: &Db,
+    db: Option<&Db>,
     origin: &str,
     key: &str,
     content_hash: &[u8],
@@ -557,9 +594,10 @@ async fn existing(
     let sql =
         format!("SELECT {COLUMNS} FROM ledger_entries WHERE origin = $1 AND idempotency_key = $2");
     let q = sqlx::query(&sql).bind(origin).bind(key);
-    let row = match tx {
-        Some(tx) => q.fetch_optional(&mut **tx).await?,
-        None => q.fetch_optional(db.reader()).await?,
+    let row = match (tx, db) {
+        (Some(tx), _) => q.fetch_optional(&mut **tx).await?,
+        (None, Some(db)) => q.fetch_optional(db.reader()).await?,
+        (None, None) => None,
     };
     match row.map(|r| stored(&r)).transpose()? {
         Some(s) if s.content_hash == content_hash => Ok(Some(s.public())),
@@ -580,6 +618,20 @@ async fn append_once(
     site_path: Option<&str>,
 ) -> Result<(Entry, Recorded), AppendError> {
     let mut tx = k.db.begin().await?;
+    let done = append_in(&mut tx, actor, origin, req, content_hash, site_path).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Append in `tx` (which the caller commits).
+async fn append_in(
+    tx: &mut Tx,
+    actor: &Actor,
+    origin: &str,
+    req: &Request,
+    content_hash: &[u8],
+    site_path: Option<&str>,
+) -> Result<(Entry, Recorded), AppendError> {
     // Lock the account row: orders concurrent appends on PostgreSQL (the
     // no-op UPDATE takes the row lock); SQLite has one writer anyway.
     let row: Option<(i64, String, i64, Vec<u8>)> = sqlx::query_as(
@@ -587,7 +639,7 @@ async fn append_once(
          RETURNING id, status, entry_count, head_hash",
     )
     .bind(req.account_person)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let (account_id, status, count, head) = row.ok_or_else(|| {
         Error::invalid(
@@ -596,11 +648,11 @@ async fn append_once(
         )
     })?;
     if let Some(found) = existing(
-        &k.db,
+        None,
         origin,
         &req.idempotency_key,
         content_hash,
-        Some(&mut tx),
+        Some(&mut *tx),
     )
     .await?
     {
@@ -616,7 +668,7 @@ async fn append_once(
     let (credits_milli, rule_code, rule_version) = match (req.credits, &req.rule) {
         (Some(c), _) => (c, None, None),
         (None, Some(code)) => {
-            let rule = rules::effective(&mut tx, code, &req.occurred_on).await?;
+            let rule = rules::effective(tx, code, &req.occurred_on).await?;
             if rule.outcome_kind != req.kind {
                 return Err(Error::invalid(
                     "rule",
@@ -661,7 +713,7 @@ async fn append_once(
         entry_hash: Vec::new(),
     };
     entry.entry_hash = entry.chain_hash(&head);
-    let inserted = insert(&mut tx, &entry, actor.person_id()).await;
+    let inserted = insert(tx, &entry, actor.person_id()).await;
     entry.id = match inserted {
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => {
@@ -681,11 +733,11 @@ async fn append_once(
         .bind(entry.seq)
         .bind(entry.entry_hash.clone())
         .bind(account_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     let public = entry.public();
     audit::record(
-        &mut tx,
+        tx,
         actor,
         Change {
             action: if req.reverses.is_some() {
@@ -701,7 +753,6 @@ async fn append_once(
         },
     )
     .await?;
-    tx.commit().await?;
     Ok((public, Recorded::Created))
 }
 

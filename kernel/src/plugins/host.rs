@@ -7,7 +7,9 @@
 //! failure (the database went away) traps, and that is reported as such.
 
 use super::manifest::Manifest;
-use super::runtime::lifelong::plugin::{clock, events, log, sites as wsites, tables as wit, types};
+use super::runtime::lifelong::plugin::{
+    accounts as waccounts, clock, events, log, sites as wsites, tables as wit, types,
+};
 use super::tables::{Change, Condition, Op, Operand, TableError, Tables, Value};
 use crate::kernel::Kernel;
 use crate::storage::{now_micros, Tx};
@@ -30,6 +32,7 @@ pub struct CallState {
     /// Set when the kernel failed under the guest; the call is reported as a kernel failure.
     pub(super) kernel_failure: Option<String>,
     db: Option<crate::storage::Db>,
+    kernel: Option<Kernel>,
     tx: Option<Tx>,
     /// Set once the call has committed or rolled back.
     ended: bool,
@@ -113,6 +116,7 @@ impl CallState {
             panic: None,
             kernel_failure: None,
             db: Some(k.db.clone()),
+            kernel: Some(k.clone()),
             tx,
             ended: false,
             mode,
@@ -141,6 +145,7 @@ impl CallState {
             panic: None,
             kernel_failure: None,
             db: None,
+            kernel: None,
             tx: None,
             ended: false,
             mode: Mode::Read,
@@ -576,6 +581,58 @@ impl wsites::Host for CallState {
             .await
             .map(|v| v.into_iter().map(site_out).collect());
         self.site_result(r)
+    }
+}
+
+impl waccounts::Host for CallState {
+    async fn record_outcome(
+        &mut self,
+        o: waccounts::Outcome,
+    ) -> wasmtime::Result<Result<waccounts::Recorded, types::Error>> {
+        if let Err(e) = self.capable("accounts.record") {
+            return Ok(Err(e));
+        }
+        if let Err(e) = self.writable("record-outcome") {
+            return Ok(Err(e));
+        }
+        let k = self
+            .kernel
+            .clone()
+            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))?;
+        let origin = format!("plugin:{}", self.manifest.id);
+        let actor = crate::authz::Actor::System("plugin");
+        let entry = crate::accounts::ledger::NewEntry {
+            person_id: o.person_id,
+            kind: o.kind,
+            title: o.title,
+            quantity: o.quantity,
+            unit: None,
+            occurred_on: o.occurred_on,
+            source_site: o.source_site,
+            issuer: o.issuer,
+            reference: o.reference,
+            evidence: o.evidence,
+            rule: o.rule,
+            idempotency_key: o.idempotency_key,
+        };
+        let tx = self.tx().await?;
+        let r = crate::accounts::ledger::record_in(tx, &k, &actor, &origin, entry).await;
+        let r = r.map(|(e, how)| waccounts::Recorded {
+            entry_id: e.id,
+            credits: e.credits,
+            replayed: how == crate::accounts::ledger::Recorded::Replayed,
+        });
+        match r {
+            Err(crate::error::Error::Conflict { message, .. }) => {
+                Ok(Err(types::Error::Conflict(message)))
+            }
+            Err(crate::error::Error::Internal(e)) => {
+                let m = e.to_string();
+                self.kernel_failure = Some(m.clone());
+                wasmtime::bail!("{m}")
+            }
+            other => self.site_result(other),
+        }
     }
 }
 

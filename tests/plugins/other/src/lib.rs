@@ -28,6 +28,30 @@ impl Plugin for Other {
                 Response::json(201, &serde_json::json!({}))
             })
             .get("/receipts", |_| receipts())
+            .post("/outcomes/{person}", |req| {
+                let then_trap = req.query.contains("trap");
+                let r = lifelong_sdk::accounts::record_outcome(&lifelong_sdk::accounts::Outcome {
+                    person_id: req.param_i64("person")?,
+                    kind: "non_formal_learning".into(),
+                    title: "书法班结业".into(),
+                    quantity: 24.0,
+                    occurred_on: "2026-06-30".into(),
+                    source_site: "CITY".into(),
+                    issuer: None,
+                    reference: None,
+                    evidence: None,
+                    rule: None,
+                    idempotency_key: format!("course-7/{}", req.param("person")),
+                })
+                .map_err(lifelong_sdk::Error::from)?;
+                if then_trap {
+                    panic!("trapping after recording an outcome");
+                }
+                Response::json(
+                    200,
+                    &serde_json::json!({ "entry": r.entry_id, "replayed": r.replayed }),
+                )
+            })
             .get("/sites/{code}", |req| {
                 let site = lifelong_sdk::sites::get(req.param("code"))
                     .map_err(lifelong_sdk::Error::from)?;
