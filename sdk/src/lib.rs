@@ -42,6 +42,8 @@ pub mod tables;
 /// The credit bank (needs the `accounts.record` capability).
 pub use bindings::lifelong::plugin::accounts;
 pub use bindings::lifelong::plugin::clock;
+/// Persons and roles (needs the `identity.read` capability).
+pub use bindings::lifelong::plugin::identity;
 /// The kernel's site registry (needs the `sites.read` capability).
 pub use bindings::lifelong::plugin::sites;
 pub use bindings::lifelong::plugin::types::{Caller, Value};

@@ -498,3 +498,103 @@ async fn outcomes_commit_with_the_call_sqlite() {
 async fn outcomes_commit_with_the_call_postgres() {
     outcomes_commit_with_the_call(TestKernel::postgres().await).await;
 }
+
+/// Persons are visible to a plugin only as the caller or within the
+/// subtree of the call's site, always masked; roles cover subtrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_is_scoped_to_the_call_site_and_masked() {
+    let k = TestKernel::sqlite().await;
+    let sys = kernel::authz::Actor::System("test");
+    for (code, kind, parent) in [
+        ("CITY", "city", None),
+        ("T1", "township", Some("CITY")),
+        ("T2", "township", Some("CITY")),
+        ("T1-V1", "village", Some("T1")),
+    ] {
+        kernel::sites::create(
+            &k.kernel.db,
+            &sys,
+            kernel::sites::NewSite {
+                code: code.into(),
+                name_zh: code.into(),
+                kind: kind.into(),
+                parent_code: parent.map(Into::into),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let mut ids = Vec::new();
+    for (n, home) in [(1u32, "T1-V1"), (3, "T2")] {
+        let p = kernel::identity::create(
+            &k.kernel,
+            &sys,
+            kernel::identity::NewPerson {
+                name: format!("人{n}"),
+                id_number: kernel::idnumber::synthesize(
+                    350602,
+                    chrono::NaiveDate::from_ymd_opt(1958, 5, 17).unwrap(),
+                    n,
+                    kernel::idnumber::Sex::Male,
+                ),
+                home_site: home.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        ids.push(p.id);
+    }
+    kernel::identity::grant(&k.kernel, &sys, ids[0], "teacher", "T1")
+        .await
+        .unwrap();
+    let p = probe(&k).await;
+    let at_t1 = p.at("T1");
+    let anon = k.anonymous();
+    let (s, v) = at_t1
+        .get(&format!("/people/{}", ids[0]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["birth_date"], "1958-05-17");
+    assert_eq!(v["home"], "T1-V1");
+    let masked = v["id_number"].as_str().unwrap();
+    assert!(
+        masked.contains("**********") && masked.len() == 18,
+        "{masked}"
+    );
+    // The T2 resident is outside T1's subtree: not found, unless they are the caller.
+    let (s, _) = at_t1
+        .get(&format!("/people/{}", ids[1]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+    let (s, _) = at_t1
+        .get(&format!("/people/{}", ids[1]), &k.person(ids[1], &[]))
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    // A role at T1 covers T1-V1 but not T2.
+    let (_, v) = at_t1
+        .get(&format!("/people/{}/is/teacher/at/T1-V1", ids[0]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(v, json!({ "yes": true }));
+    let (_, v) = at_t1
+        .get(&format!("/people/{}/is/teacher/at/T2", ids[0]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(v, json!({ "yes": false }));
+    let other = k.load(plugin_dir("other")).await.at("T1");
+    let (s, v) = other
+        .get(&format!("/people/{}", ids[0]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 403);
+    assert_eq!(
+        v["detail"],
+        "plugin other does not have the capability identity.read"
+    );
+    k.cleanup().await;
+}

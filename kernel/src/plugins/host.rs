@@ -8,7 +8,8 @@
 
 use super::manifest::Manifest;
 use super::runtime::lifelong::plugin::{
-    accounts as waccounts, clock, events, log, sites as wsites, tables as wit, types,
+    accounts as waccounts, clock, events, identity as widentity, log, sites as wsites,
+    tables as wit, types,
 };
 use super::tables::{Change, Condition, Op, Operand, TableError, Tables, Value};
 use crate::kernel::Kernel;
@@ -42,6 +43,8 @@ pub struct CallState {
     subscriptions: super::runtime::Subscriptions,
     /// The delivery this call completes (event id), marked in its transaction.
     delivery: Option<i64>,
+    /// The person the call is made for, if any.
+    caller: Option<i64>,
     site: String,
     request_id: String,
 }
@@ -124,6 +127,7 @@ impl CallState {
             tables,
             subscriptions,
             delivery: None,
+            caller: None,
             site,
             request_id,
         })
@@ -153,9 +157,15 @@ impl CallState {
             tables,
             subscriptions,
             delivery: None,
+            caller: None,
             site: String::new(),
             request_id: String::new(),
         }
+    }
+
+    /// The person the call is made for.
+    pub(super) fn set_caller(&mut self, person: Option<i64>) {
+        self.caller = person;
     }
 
     /// Make this call complete delivery of event `id` to this plugin.
@@ -634,6 +644,79 @@ impl waccounts::Host for CallState {
             other => self.site_result(other),
         }
     }
+}
+
+impl widentity::Host for CallState {
+    async fn get(
+        &mut self,
+        person_id: i64,
+    ) -> wasmtime::Result<Result<widentity::Person, types::Error>> {
+        if let Err(e) = self.capable("identity.read") {
+            return Ok(Err(e));
+        }
+        let k = self
+            .kernel
+            .clone()
+            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))?;
+        let scope = scope_path(&k, self.site.clone()).await;
+        let r = crate::identity::get(&k, &SYSTEM, person_id)
+            .await
+            .and_then(|p| {
+                let visible = Some(p.id) == self.caller
+                    || scope.as_deref().is_some_and(|s| p.home_path.starts_with(s));
+                if visible {
+                    Ok(widentity::Person {
+                        id: p.id,
+                        name: p.name,
+                        id_number_masked: p.id_number,
+                        birth_date: p.birth_date,
+                        sex: p.sex,
+                        home_site: p.home_site_code,
+                    })
+                } else {
+                    Err(crate::error::Error::NotFound(format!("person {person_id}")))
+                }
+            });
+        self.site_result(r)
+    }
+
+    async fn has_role(
+        &mut self,
+        person_id: i64,
+        role: String,
+        site: String,
+    ) -> wasmtime::Result<Result<bool, types::Error>> {
+        if let Err(e) = self.capable("identity.read") {
+            return Ok(Err(e));
+        }
+        let k = self
+            .kernel
+            .clone()
+            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))?;
+        let r = async {
+            let role = crate::authz::Role::parse(&role)?;
+            let site = crate::sites::get(&k.db, &SYSTEM, &site).await?;
+            let person = crate::identity::get(&k, &SYSTEM, person_id).await?;
+            let actor = crate::authz::Actor::Person(
+                crate::identity::caller(&k, person.id, person.home_path).await?,
+            );
+            Ok(actor.covers(&[role], &site.path))
+        }
+        .await;
+        self.site_result(r)
+    }
+}
+
+/// The path of the site a call is made in (None if no site).
+async fn scope_path(k: &Kernel, site: String) -> Option<String> {
+    if site.is_empty() {
+        return None;
+    }
+    crate::sites::fetch_by_code(k.db.reader(), &site)
+        .await
+        .ok()
+        .flatten()
+        .map(|s| s.path)
 }
 
 /// Sites are readable by every plugin granted `sites.read`, whole-city.

@@ -46,7 +46,7 @@ pub struct Manifest {
 
 /// Capabilities a plugin can ask for. Host calls outside the plugin's own
 /// tables, events and logs need one.
-pub const CAPABILITIES: &[&str] = &["sites.read", "accounts.record"];
+pub const CAPABILITIES: &[&str] = &["sites.read", "identity.read", "accounts.record"];
 
 /// Display names.
 #[derive(Debug, Clone, Default, Deserialize)]

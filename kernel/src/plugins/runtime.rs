@@ -292,6 +292,7 @@ impl Loaded {
             let mut state = self
                 .begin(k, mode, req.site.clone(), req.request_id.clone())
                 .await?;
+            state.store.data_mut().set_caller(req.caller.person_id);
             let run = async {
                 let instance = self.pre.instantiate_async(&mut state.store).await?;
                 instance

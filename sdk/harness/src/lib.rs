@@ -199,6 +199,7 @@ impl TestKernel {
         TestPlugin {
             loaded,
             kernel: self.kernel.clone(),
+            site: String::new(),
         }
     }
 
@@ -266,9 +267,18 @@ pub struct TestPlugin {
     /// The runtime's handle (for events and direct calls).
     pub loaded: Loaded,
     kernel: Kernel,
+    site: String,
 }
 
 impl TestPlugin {
+    /// The same plugin, called in the context of site `code`.
+    pub fn at(&self, code: &str) -> TestPlugin {
+        TestPlugin {
+            site: code.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// Call a route; returns status and body (JSON, or a JSON string if not JSON).
     pub async fn call(
         &self,
@@ -285,7 +295,7 @@ impl TestPlugin {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
             caller: caller.clone(),
-            site: String::new(),
+            site: self.site.clone(),
             request_id: format!("test-{}", rand::random::<u32>()),
         };
         let resp = self.loaded.request(&self.kernel, req).await?;

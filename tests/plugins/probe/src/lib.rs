@@ -26,6 +26,17 @@ impl Plugin for Probe {
     fn router() -> Router {
         Router::new()
             .get("/receipts", |_| receipts())
+            .get("/people/{id}", |req| {
+                let p = lifelong_sdk::identity::get(req.param_i64("id")?).map_err(lifelong_sdk::Error::from)?;
+                Response::json(200, &serde_json::json!({
+                    "name": p.name, "id_number": p.id_number_masked, "birth_date": p.birth_date, "sex": p.sex, "home": p.home_site,
+                }))
+            })
+            .get("/people/{id}/is/{role}/at/{site}", |req| {
+                let yes = lifelong_sdk::identity::has_role(req.param_i64("id")?, req.param("role"), req.param("site"))
+                    .map_err(lifelong_sdk::Error::from)?;
+                Response::json(200, &serde_json::json!({ "yes": yes }))
+            })
             .post("/outcomes/{person}", |req| {
                 let then_trap = req.query.contains("trap");
                 let r = lifelong_sdk::accounts::record_outcome(&lifelong_sdk::accounts::Outcome {
