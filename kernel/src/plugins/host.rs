@@ -16,6 +16,9 @@ use crate::kernel::Kernel;
 use crate::storage::{now_micros, Tx};
 use std::sync::Arc;
 
+/// Log lines one call may write.
+const LOG_LINES: u32 = 200;
+
 /// Marker in a kernel failure's message that makes the runtime retry the call.
 pub const CONFLICT: &str = "write conflict";
 
@@ -45,6 +48,7 @@ pub struct CallState {
     delivery: Option<i64>,
     /// The person the call is made for, if any.
     caller: Option<i64>,
+    log_lines: u32,
     site: String,
     request_id: String,
 }
@@ -128,6 +132,7 @@ impl CallState {
             subscriptions,
             delivery: None,
             caller: None,
+            log_lines: 0,
             site,
             request_id,
         })
@@ -158,6 +163,7 @@ impl CallState {
             subscriptions,
             delivery: None,
             caller: None,
+            log_lines: 0,
             site: String::new(),
             request_id: String::new(),
         }
@@ -320,6 +326,15 @@ impl types::Host for CallState {}
 
 impl log::Host for CallState {
     async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        // A call may write at most LOG_LINES lines of at most 4 KiB; a flood
+        // is cut off with one notice instead of filling the kernel's log.
+        self.log_lines += 1;
+        if self.log_lines > LOG_LINES {
+            if self.log_lines == LOG_LINES + 1 {
+                tracing::warn!(plugin = %self.manifest.id, request_id = %self.request_id, "plugin log lines beyond {LOG_LINES} in one call dropped");
+            }
+            return Ok(());
+        }
         let message: String = message.chars().take(4096).collect();
         let (plugin, version, site, req) = (
             &self.manifest.id,

@@ -58,7 +58,9 @@ impl Default for RuntimeLimits {
             deadline: Duration::from_secs(5),
             memory_bytes: 64 << 20,
             stack_bytes: 512 << 10,
-            max_instances: 256,
+            // Above the HTTP concurrency cap (256) plus event deliveries, so
+            // the pool is never what turns a request away.
+            max_instances: 1024,
             max_attempts: 3,
         }
     }
@@ -152,11 +154,16 @@ impl Runtime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(limits.stack_bytes);
+        // Each pool slot reserves this much address space (default ~4 GiB
+        // plus guard): 1 GiB keeps a 1024-slot pool at ~1 TiB of virtual
+        // space, at the cost of explicit bounds checks in guest code.
+        config.memory_reservation(1 << 30);
+        config.memory_guard_size(32 << 20);
         config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances)
-            .total_core_instances(limits.max_instances * 4)
-            .total_memories(limits.max_instances * 2)
+            .total_core_instances(limits.max_instances * 2)
+            .total_memories(limits.max_instances)
             .total_tables(limits.max_instances * 4)
             .max_memory_size(limits.memory_bytes)
             // Reset only the pages a call dirtied (PAGEMAP_SCAN, Linux 6.7+),
