@@ -33,8 +33,53 @@ pub struct Change<'a> {
 const INSERT: &str = "INSERT INTO audit_log (at, actor_id, actor, action, site_id, site_path, \
      object_type, object_id, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-/// Append one audit entry in `tx`.
+/// Audited changes that plugins can subscribe to, as `kernel.<action>`.
+pub const EVENTS: &[&str] = &[
+    "site.create",
+    "site.update",
+    "site.close",
+    "person.create",
+    "person.import",
+    "role.grant",
+    "role.revoke",
+    "account.activate",
+    "account.freeze",
+    "account.unfreeze",
+    "ledger.record",
+    "ledger.reverse",
+];
+
+const EVENT: &str = "INSERT INTO plugin_outbox (name, payload, site, published_at, fanned) VALUES ($1, $2, $3, $4, 0)";
+
+/// The kernel event for a change, if it is one plugins can subscribe to:
+/// (name, payload, site path). The payload carries the object's public
+/// (masked) form, never an unmasked ID number.
+fn event(change: &Change<'_>) -> Option<(String, String, Option<String>)> {
+    EVENTS.contains(&change.action).then(|| {
+        (
+            format!("kernel.{}", change.action),
+            serde_json::json!({
+                "object": change.object_type,
+                "id": change.object_id,
+                "after": change.after,
+            })
+            .to_string(),
+            change.site.map(|s| s.1.to_string()),
+        )
+    })
+}
+
+/// Append one audit entry in `tx`, and the kernel event it makes (same transaction).
 pub async fn record(tx: &mut Tx, actor: &Actor, change: Change<'_>) -> Result<()> {
+    if let Some((name, payload, site)) = event(&change) {
+        sqlx::query(EVENT)
+            .bind(name)
+            .bind(payload)
+            .bind(site)
+            .bind(now_micros())
+            .execute(&mut **tx)
+            .await?;
+    }
     sqlx::query(INSERT)
         .bind(now_micros())
         .bind(actor.person_id())
@@ -58,6 +103,9 @@ pub fn record_native(
     actor: &Actor,
     change: Change<'_>,
 ) -> rusqlite::Result<()> {
+    if let Some((name, payload, site)) = event(&change) {
+        tx.execute(EVENT, rusqlite::params![name, payload, site, now_micros()])?;
+    }
     tx.execute(
         INSERT,
         rusqlite::params![

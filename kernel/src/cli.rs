@@ -332,8 +332,10 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(k.clone(), &cfg.limits);
-    load_plugins(&cfg.plugins_dir(), &k, &state).await?;
-    spawn_event_delivery(k.clone(), state.clone());
+    let runtime = crate::plugins::Runtime::new(crate::plugins::RuntimeLimits::default())
+        .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
+    load_plugins(&cfg.plugins_dir(), &k, &runtime, &state).await?;
+    spawn_event_delivery(k.clone(), runtime, state.clone());
     let app = http::app(state, &cfg.limits);
     // Tests and scripts read this line to find the port.
     println!("listening on http://{addr}");
@@ -346,12 +348,15 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
 
 /// Load every plugin under `dir` (`<name>/plugin.toml` + `<name>/plugin.wasm`).
 /// A plugin that fails to load is reported and skipped; the kernel serves on.
-async fn load_plugins(dir: &std::path::Path, k: &Kernel, state: &AppState) -> Result<()> {
+async fn load_plugins(
+    dir: &std::path::Path,
+    k: &Kernel,
+    runtime: &crate::plugins::Runtime,
+    state: &AppState,
+) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
-    let runtime = crate::plugins::Runtime::new(crate::plugins::RuntimeLimits::default())
-        .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
     let mut dirs: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
@@ -361,7 +366,7 @@ async fn load_plugins(dir: &std::path::Path, k: &Kernel, state: &AppState) -> Re
         let loaded = async {
             let manifest = std::fs::read_to_string(d.join("plugin.toml"))?;
             let wasm = std::fs::read(d.join("plugin.wasm"))?;
-            crate::plugins::load(k, &runtime, &manifest, &wasm).await
+            crate::plugins::load(k, runtime, &manifest, &wasm).await
         }
         .await;
         match loaded {
@@ -379,9 +384,13 @@ async fn load_plugins(dir: &std::path::Path, k: &Kernel, state: &AppState) -> Re
 }
 
 /// Deliver published events to loaded subscribers, forever, every 250 ms.
-fn spawn_event_delivery(k: Kernel, state: AppState) {
+fn spawn_event_delivery(k: Kernel, runtime: crate::plugins::Runtime, state: AppState) {
     tokio::spawn(async move {
         loop {
+            if let Err(e) = crate::plugins::events::fan_out(&k, |e| runtime.subscribers_of(e)).await
+            {
+                tracing::warn!("kernel event fan-out failed: {e}");
+            }
             if let Err(e) = crate::plugins::events::deliver_due(&k, |id| state.plugin(id), 8).await
             {
                 tracing::warn!("event delivery pass failed: {e}");

@@ -1,12 +1,17 @@
--- Events published by plugin calls, written in the call's own transaction
--- (so a rolled-back call leaves none) and delivered after commit.
+-- Events published by plugin calls and by the kernel (`kernel.<action>`),
+-- written in the publishing transaction (so a rolled-back change leaves
+-- none) and delivered after commit.
 CREATE TABLE plugin_outbox (
     id           INTEGER PRIMARY KEY,
     name         TEXT    NOT NULL,
     payload      TEXT    NOT NULL,
     site         TEXT,
-    published_at INTEGER NOT NULL
+    published_at INTEGER NOT NULL,
+    -- 0 until delivery rows exist for its subscribers: plugin events are
+    -- fanned out as they are published, kernel events by the delivery pass.
+    fanned       INTEGER NOT NULL DEFAULT 1
 );
+CREATE INDEX plugin_outbox_unfanned ON plugin_outbox(id) WHERE fanned = 0;
 
 -- One row per (event, subscriber), written with the event, so a subscriber
 -- gets exactly the events committed while it was subscribed. A delivery is

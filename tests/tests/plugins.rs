@@ -598,3 +598,63 @@ async fn identity_is_scoped_to_the_call_site_and_masked() {
     );
     k.cleanup().await;
 }
+
+/// Kernel changes reach subscribing plugins as `kernel.<action>` events,
+/// written with the change and carrying only masked personal data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_events_reach_subscribers() {
+    let k = TestKernel::sqlite().await;
+    let other = k.load(plugin_dir("other")).await;
+    let sys = kernel::authz::Actor::System("test");
+    kernel::sites::create(
+        &k.kernel.db,
+        &sys,
+        kernel::sites::NewSite {
+            code: "CITY".into(),
+            name_zh: "市".into(),
+            kind: "city".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id_number = kernel::idnumber::synthesize(
+        350602,
+        chrono::NaiveDate::from_ymd_opt(1950, 1, 1).unwrap(),
+        7,
+        kernel::idnumber::Sex::Female,
+    );
+    kernel::identity::create(
+        &k.kernel,
+        &sys,
+        kernel::identity::NewPerson {
+            name: "新学员".into(),
+            id_number: id_number.clone(),
+            home_site: "CITY".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let pass = k.deliver(&[&other]).await;
+    assert_eq!(
+        pass.delivered, 1,
+        "only person.create is subscribed; site.create is not"
+    );
+    assert_eq!(
+        other.get("/receipt-names", &k.anonymous()).await.unwrap().1,
+        json!({ "names": ["kernel.person.create"] })
+    );
+    let (payload,): (String,) =
+        sqlx::query_as("SELECT payload FROM plugin_outbox WHERE name = 'kernel.person.create'")
+            .fetch_one(k.kernel.db.reader())
+            .await
+            .unwrap();
+    assert!(
+        !payload.contains(&id_number),
+        "the event must not carry the full ID number"
+    );
+    assert!(payload.contains("**********"), "{payload}");
+    assert_eq!(k.deliver(&[&other]).await.delivered, 0);
+    k.cleanup().await;
+}

@@ -8,6 +8,10 @@
 //! once, across restarts and across nodes (a second worker's mark finds the
 //! row done and rolls back). A failed delivery backs off exponentially and
 //! after `max_attempts` is parked (`dead_at`) until an admin replays it.
+//!
+//! Kernel events (`kernel.<action>` for the audited changes in
+//! [`crate::audit::EVENTS`]) are written by the registries in the same
+//! transaction as the change, and given their delivery rows by [`fan_out`].
 
 use super::runtime::Event;
 use super::Loaded;
@@ -34,6 +38,42 @@ pub struct Parked {
     pub dead_at: i64,
 }
 
+/// Give kernel events (written by the registries with the change they
+/// describe) a delivery row per current subscriber; returns how many events.
+pub async fn fan_out(
+    k: &Kernel,
+    subscribers: impl Fn(&str) -> Vec<String>,
+) -> Result<usize, sqlx::Error> {
+    let pending: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM plugin_outbox WHERE fanned = 0 ORDER BY id LIMIT 500")
+            .fetch_all(k.db.reader())
+            .await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let now = now_micros();
+    let mut tx = k.db.begin().await?;
+    for (id, name) in &pending {
+        for s in subscribers(name) {
+            sqlx::query(
+                "INSERT INTO plugin_deliveries (event_id, subscriber, attempts, next_attempt_at) VALUES ($1, $2, 0, $3) \
+                 ON CONFLICT (event_id, subscriber) DO NOTHING",
+            )
+            .bind(id)
+            .bind(s)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE plugin_outbox SET fanned = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(pending.len())
+}
+
 /// Deliver every due delivery once. `plugin` finds a loaded subscriber;
 /// deliveries to plugins not loaded here stay pending.
 pub async fn deliver_due(
@@ -43,8 +83,9 @@ pub async fn deliver_due(
 ) -> Result<Pass, sqlx::Error> {
     let now = now_micros();
     let due: Vec<(i64, String, i64, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT d.event_id, d.subscriber, d.attempts, o.name, o.payload, o.site \
+        "SELECT d.event_id, d.subscriber, d.attempts, o.name, o.payload, COALESCE(s.code, o.site) \
          FROM plugin_deliveries d JOIN plugin_outbox o ON o.id = d.event_id \
+         LEFT JOIN sites s ON s.path = o.site \
          WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND d.next_attempt_at <= $1 \
          ORDER BY d.next_attempt_at, d.event_id LIMIT 200",
     )

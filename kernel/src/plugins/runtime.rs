@@ -198,6 +198,14 @@ impl Runtime {
         })
     }
 
+    /// The plugins subscribed to `event`.
+    pub fn subscribers_of(&self, event: &str) -> Vec<String> {
+        let subs = self.subscriptions.read().unwrap_or_else(|e| e.into_inner());
+        subs.get(event)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The engine (for precompiling).
     pub fn engine(&self) -> &Engine {
         &self.engine

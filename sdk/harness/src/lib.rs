@@ -214,6 +214,9 @@ impl TestKernel {
 
     /// Deliver every due event to the plugins in `subscribers` (one pass).
     pub async fn deliver(&self, subscribers: &[&TestPlugin]) -> kernel::plugins::events::Pass {
+        kernel::plugins::events::fan_out(&self.kernel, |e| self.runtime.subscribers_of(e))
+            .await
+            .expect("fan-out pass");
         kernel::plugins::events::deliver_due(
             &self.kernel,
             |id| {

@@ -28,6 +28,17 @@ impl Plugin for Other {
                 Response::json(201, &serde_json::json!({}))
             })
             .get("/receipts", |_| receipts())
+            .get("/receipt-names", |_| {
+                let page = Table("receipts").select(
+                    vec![],
+                    vec![lifelong_sdk::tables::OrderBy { column: "event_id".into(), descending: false }],
+                    1000,
+                    None,
+                )?;
+                let names: Vec<String> =
+                    page.rows.iter().map(|r| lifelong_sdk::tables::text(r, "name").to_string()).collect();
+                Response::json(200, &serde_json::json!({ "names": names }))
+            })
             .get("/people/{id}", |req| {
                 let p = lifelong_sdk::identity::get(req.param_i64("id")?).map_err(lifelong_sdk::Error::from)?;
                 Response::json(200, &serde_json::json!({
