@@ -113,6 +113,20 @@ async fn tables_are_private_and_queries_need_an_index() {
         v["detail"],
         "no declared index of notes serves this query; declare an index on (body)"
     );
+    let (s, v) = p.get("/inject", &anon).await.unwrap();
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(
+        v["detail"],
+        "table notes has no column \"at; DROP TABLE plg_probe__seats\""
+    );
+    let (s, v) = p.post("/duplicate-columns", None, &anon).await.unwrap();
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["detail"], "column notes.topic is given twice");
+    let (s, v) = p
+        .post("/seats", Some(json!({ "capacity": 1 })), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "the seats table is still there: {v}");
     let (s, v) = p.get("/publish-undeclared", &anon).await.unwrap();
     assert_eq!(s, 403);
     assert_eq!(

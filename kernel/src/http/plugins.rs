@@ -222,6 +222,17 @@ async fn call(
             format!("plugin {plugin} returned more than {MAX_RESPONSE_BYTES} bytes"),
         ));
     }
+    if !(200..=599).contains(&resp.status) {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "plugin-bad-response",
+            "Plugin response invalid",
+            format!(
+                "plugin {plugin} answered with status {}, which is not a final HTTP status",
+                resp.status
+            ),
+        ));
+    }
     let mut out = Response::new(Body::from(resp.body));
     *out.status_mut() =
         StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -390,6 +390,7 @@ impl Tables {
                 return Err(invalid(format!("column {}.{} is required", t.name, c.name)));
             }
         }
+        distinct_known(t, row)?;
         let mut sql = Sql::new(self.backend);
         let cols: Vec<&str> = row.iter().map(|(c, _)| c.as_str()).collect();
         sql.push(&format!(
@@ -423,6 +424,7 @@ impl Tables {
         if set.is_empty() {
             return Err(invalid("an update must set at least one column"));
         }
+        distinct_known(t, set)?;
         let mut sql = Sql::new(self.backend);
         sql.push(&format!("UPDATE {name} SET "));
         for (i, (c, v)) in set.iter().enumerate() {
@@ -470,6 +472,11 @@ impl Tables {
         let (t, name) = self.def(table)?;
         if limit == 0 || limit > 1000 {
             return Err(invalid("limit must be 1-1000"));
+        }
+        // Identifiers reach SQL text only after they are found among the
+        // declared columns.
+        for (c, _) in order {
+            known(t, c)?;
         }
         served(t, conds, order, &[])?;
         let descending = order.first().is_some_and(|o| o.1);
@@ -552,6 +559,11 @@ impl Tables {
         let (t, name) = self.def(table)?;
         if changes.is_empty() {
             return Err(invalid("an update must change at least one column"));
+        }
+        for (i, (c, _)) in changes.iter().enumerate() {
+            if changes[..i].iter().any(|(p, _)| p == c) {
+                return Err(invalid(format!("column {}.{c} is changed twice", t.name)));
+            }
         }
         served(t, conds, &[], &[])?;
         let mut sql = Sql::new(self.backend);
@@ -669,6 +681,27 @@ impl Tables {
             })
             .collect()
     }
+}
+
+fn known(t: &TableDef, c: &str) -> Res<()> {
+    match t.column(c) {
+        Some(_) => Ok(()),
+        None => Err(TableError::NotFound(format!(
+            "table {} has no column {c:?}",
+            t.name
+        ))),
+    }
+}
+
+/// Every column of a row once, and only declared ones.
+fn distinct_known(t: &TableDef, row: &Row) -> Res<()> {
+    for (i, (c, _)) in row.iter().enumerate() {
+        known(t, c)?;
+        if row[..i].iter().any(|(p, _)| p == c) {
+            return Err(invalid(format!("column {}.{c} is given twice", t.name)));
+        }
+    }
+    Ok(())
 }
 
 fn not_null(t: &TableDef, c: &str, v: &Value) -> Res<()> {

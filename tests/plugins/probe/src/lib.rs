@@ -139,6 +139,25 @@ impl Plugin for Probe {
                 )?;
                 Response::json(200, &serde_json::json!({ "count": page.rows.len() }))
             })
+            .get("/inject", |_| {
+                // A primary-key hit would allow any order; the column must still exist.
+                NOTES.select(
+                    vec![eq("id", Value::Integer(1))],
+                    vec![OrderBy { column: "at; DROP TABLE plg_probe__seats".into(), descending: false }],
+                    10,
+                    None,
+                )?;
+                Response::json(200, &serde_json::json!({}))
+            })
+            .post("/duplicate-columns", |_| {
+                NOTES.insert(&[
+                    ("topic", Value::Text("a".into())),
+                    ("topic", Value::Text("b".into())),
+                    ("body", Value::Text("x".into())),
+                    ("at", Value::Integer(1)),
+                ])?;
+                Response::json(200, &serde_json::json!({}))
+            })
             .get("/unindexed", |_| {
                 NOTES.select(vec![eq("body", Value::Text("x".into()))], vec![], 10, None)?;
                 Response::json(200, &serde_json::json!({}))
