@@ -334,7 +334,14 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
     let state = AppState::new(k.clone(), &cfg.limits);
     let runtime = crate::plugins::Runtime::new(crate::plugins::RuntimeLimits::default())
         .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
-    load_plugins(&cfg.plugins_dir(), &k, &runtime, &state).await?;
+    load_plugins(
+        &cfg.plugins_dir(),
+        &cfg.data_dir.join("compiled"),
+        &k,
+        &runtime,
+        &state,
+    )
+    .await?;
     spawn_event_delivery(k.clone(), runtime, state.clone());
     let app = http::app(state, &cfg.limits);
     // Tests and scripts read this line to find the port.
@@ -350,6 +357,7 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
 /// A plugin that fails to load is reported and skipped; the kernel serves on.
 async fn load_plugins(
     dir: &std::path::Path,
+    cache: &std::path::Path,
     k: &Kernel,
     runtime: &crate::plugins::Runtime,
     state: &AppState,
@@ -366,7 +374,7 @@ async fn load_plugins(
         let loaded = async {
             let manifest = std::fs::read_to_string(d.join("plugin.toml"))?;
             let wasm = std::fs::read(d.join("plugin.wasm"))?;
-            crate::plugins::load(k, runtime, &manifest, &wasm).await
+            crate::plugins::load(k, runtime, &manifest, &wasm, Some(cache)).await
         }
         .await;
         match loaded {

@@ -6,7 +6,9 @@
 //! (`sites`, `identity`, `accounts`) → `http` and `cli`. A lower layer never
 //! names a higher one. See `ARCHITECTURE.md`.
 
-#![forbid(unsafe_code)]
+// No unsafe code, with one audited exception: loading precompiled plugin
+// code from the kernel's own cache (`plugins::runtime::load_cached`).
+#![deny(unsafe_code)]
 
 pub mod accounts;
 pub mod audit;

@@ -21,10 +21,20 @@ pub use runtime::{CallError, FailureKind, Loaded, Runtime, RuntimeLimits};
 use crate::kernel::Kernel;
 
 /// Load a plugin from its manifest text and component bytes: check the
-/// manifest, create or extend its tables, compile and pre-link it.
-pub async fn load(k: &Kernel, rt: &Runtime, manifest: &str, wasm: &[u8]) -> anyhow::Result<Loaded> {
+/// manifest, create or extend its tables, compile (through the on-disk
+/// cache in `cache`, if given) and pre-link it.
+pub async fn load(
+    k: &Kernel,
+    rt: &Runtime,
+    manifest: &str,
+    wasm: &[u8],
+    cache: Option<&std::path::Path>,
+) -> anyhow::Result<Loaded> {
     let manifest = manifest::parse(manifest)?;
-    let component = rt.compile(wasm)?;
+    let component = match cache {
+        Some(dir) => rt.compile_cached(wasm, dir)?,
+        None => rt.compile(wasm)?,
+    };
     let mut tx = k.db.begin().await?;
     tables::ensure(&mut tx, k.db.backend(), &manifest)
         .await

@@ -672,3 +672,31 @@ async fn kernel_events_reach_subscribers() {
     assert_eq!(k.deliver(&[&other]).await.delivered, 0);
     k.cleanup().await;
 }
+
+/// A component is compiled once: loading it again (as after a restart)
+/// reads the artifact cached on disk under its content hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_components_are_cached_on_disk() {
+    let k = TestKernel::sqlite().await;
+    let cached = || {
+        std::fs::read_dir(k.cache_dir().unwrap())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(cached(), 0);
+    let first = probe(&k).await;
+    assert_eq!(cached(), 1);
+    let again = probe(&k).await;
+    assert_eq!(cached(), 1, "the second load used the cached artifact");
+    for p in [&first, &again] {
+        assert_eq!(
+            p.get("/ok", &k.anonymous()).await.unwrap(),
+            (200, json!({ "ok": true }))
+        );
+    }
+    k.cleanup().await;
+}

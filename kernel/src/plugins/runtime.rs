@@ -216,6 +216,38 @@ impl Runtime {
         Ok(Component::new(&self.engine, wasm)?)
     }
 
+    /// Compile through an on-disk cache in `dir`: the artifact is keyed by
+    /// the component's SHA-256, the wasmtime version and this engine's
+    /// settings, so a restart loads it in microseconds instead of compiling.
+    pub fn compile_cached(&self, wasm: &[u8], dir: &std::path::Path) -> anyhow::Result<Component> {
+        use sha2::{Digest, Sha256};
+        use std::hash::{Hash, Hasher};
+        let mut engine_key = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_key);
+        let mut key = Sha256::new();
+        key.update(wasm);
+        key.update(env!("CARGO_PKG_VERSION").as_bytes());
+        key.update(engine_key.finish().to_le_bytes());
+        let path = dir.join(format!("{}.cwasm", hex::encode(key.finalize())));
+        if path.exists() {
+            match load_cached(&self.engine, &path) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring an unusable compiled plugin: {e}")
+                }
+            }
+        }
+        let component = self.compile(wasm)?;
+        std::fs::create_dir_all(dir)?;
+        // Write then rename, so a crash never leaves a half-written artifact.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, component.serialize()?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(component)
+    }
+
     /// Link a compiled component once, so that each call only instantiates.
     pub fn prepare(
         &self,
@@ -562,6 +594,19 @@ impl Loaded {
             None => self.kernel_error(format!("{e:#}")),
         }
     }
+}
+
+/// Load a compiled component from the kernel's cache.
+///
+/// SAFETY: `Component::deserialize_file` trusts the file to be what
+/// `Component::serialize` wrote. Only the kernel writes this directory (under
+/// its data directory, named by the SHA-256 of the source component plus the
+/// wasmtime version and engine settings, written atomically by rename), and
+/// wasmtime itself refuses artifacts from another version or configuration.
+/// Anyone able to replace these files can already replace the kernel binary.
+#[allow(unsafe_code)]
+fn load_cached(engine: &Engine, path: &std::path::Path) -> wasmtime::Result<Component> {
+    unsafe { Component::deserialize_file(engine, path) }
 }
 
 /// True when the innermost frames repeat one function many times.

@@ -113,6 +113,8 @@ pub struct TestKernel {
     pg: Option<(String, String)>,
     /// Attempts before a failing delivery is parked (default 5).
     pub max_attempts: i64,
+    /// Where compiled components are cached (next to a SQLite test database).
+    cache: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -177,6 +179,7 @@ impl TestKernel {
             url: url.to_string(),
             pg,
             max_attempts: 5,
+            cache: dir.as_ref().map(|d| d.path().join("compiled")),
             _dir: dir,
         }
     }
@@ -193,9 +196,15 @@ impl TestKernel {
         .unwrap_or_else(|e| panic!("{e:#}"));
         let manifest = std::fs::read_to_string(dir.join("plugin.toml"))
             .expect("plugin.toml next to Cargo.toml");
-        let loaded = kernel::plugins::load(&self.kernel, &self.runtime, &manifest, &wasm)
-            .await
-            .unwrap_or_else(|e| panic!("loading {}: {e:#}", dir.display()));
+        let loaded = kernel::plugins::load(
+            &self.kernel,
+            &self.runtime,
+            &manifest,
+            &wasm,
+            self.cache.as_deref(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("loading {}: {e:#}", dir.display()));
         TestPlugin {
             loaded,
             kernel: self.kernel.clone(),
@@ -229,6 +238,11 @@ impl TestKernel {
         )
         .await
         .expect("delivery pass")
+    }
+
+    /// Where this kernel caches compiled components (SQLite test kernels only).
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache.as_deref()
     }
 
     /// A caller with no person and no roles.
