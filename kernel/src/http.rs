@@ -43,6 +43,10 @@ pub struct AppState {
     max_concurrent: usize,
     timeout: Duration,
     plugins: Arc<std::sync::RwLock<std::collections::HashMap<String, crate::plugins::Loaded>>>,
+    /// Site codes known to exist. Codes never change and sites are never
+    /// deleted (closing keeps them), so a code once found stays valid; the
+    /// set is bounded by the number of sites.
+    known_sites: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl AppState {
@@ -55,7 +59,18 @@ impl AppState {
             max_concurrent,
             timeout: Duration::from_millis(limits.request_timeout_ms.max(1)),
             plugins: Arc::default(),
+            known_sites: Arc::default(),
         }
+    }
+
+    fn site_known(&self, code: &str) -> bool {
+        let set = self.known_sites.read().unwrap_or_else(|e| e.into_inner());
+        set.contains(code)
+    }
+
+    fn remember_site(&self, code: &str) {
+        let mut set = self.known_sites.write().unwrap_or_else(|e| e.into_inner());
+        set.insert(code.to_string());
     }
 
     /// Serve `plugin` under `/api/v1/plugins/<id>/…` (replacing any loaded

@@ -165,8 +165,12 @@ async fn call(
         _ => None,
     };
     let site = match site {
+        Some(code) if state.site_known(&code) => code,
         Some(code) => match sites::fetch_by_code(state.kernel.db.reader(), &code).await? {
-            Some(s) => s.code,
+            Some(s) => {
+                state.remember_site(&s.code);
+                s.code
+            }
             None => {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
