@@ -13,6 +13,7 @@ pub mod events;
 pub mod host;
 pub mod manifest;
 pub mod runtime;
+pub mod settings;
 pub mod tables;
 
 pub use manifest::Manifest;

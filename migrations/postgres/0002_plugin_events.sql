@@ -29,3 +29,14 @@ CREATE TABLE plugin_deliveries (
     PRIMARY KEY (event_id, subscriber)
 );
 CREATE INDEX plugin_deliveries_due ON plugin_deliveries(next_attempt_at) WHERE delivered_at IS NULL AND dead_at IS NULL;
+
+-- Per-site values of the settings a plugin declares; a value holds for the
+-- site's subtree unless set again below it. Absent: the declared default.
+CREATE TABLE plugin_settings (
+    plugin     TEXT   NOT NULL,
+    site_id    BIGINT NOT NULL REFERENCES sites(id),
+    name       TEXT   NOT NULL,
+    value      TEXT   NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (plugin, name, site_id)
+);

@@ -44,6 +44,8 @@ pub use bindings::lifelong::plugin::accounts;
 pub use bindings::lifelong::plugin::clock;
 /// Persons and roles (needs the `identity.read` capability).
 pub use bindings::lifelong::plugin::identity;
+/// The plugin's per-site settings, as declared in its manifest.
+pub use bindings::lifelong::plugin::settings;
 /// The kernel's site registry (needs the `sites.read` capability).
 pub use bindings::lifelong::plugin::sites;
 pub use bindings::lifelong::plugin::types::{Caller, Value};

@@ -700,3 +700,81 @@ async fn compiled_components_are_cached_on_disk() {
     }
     k.cleanup().await;
 }
+
+/// Settings: the declared default, a value set at a township holding for
+/// its villages, type-checked, and only by an admin over the site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_are_inherited_down_the_site_tree() {
+    let k = TestKernel::sqlite().await;
+    let sys = kernel::authz::Actor::System("test");
+    for (code, kind, parent) in [
+        ("CITY", "city", None),
+        ("T1", "township", Some("CITY")),
+        ("T2", "township", Some("CITY")),
+        ("T1-V1", "village", Some("T1")),
+    ] {
+        kernel::sites::create(
+            &k.kernel.db,
+            &sys,
+            kernel::sites::NewSite {
+                code: code.into(),
+                name_zh: code.into(),
+                kind: kind.into(),
+                parent_code: parent.map(Into::into),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let p = probe(&k).await;
+    let anon = k.anonymous();
+    let value_at = |site: &'static str| {
+        let p = p.at(site);
+        let anon = anon.clone();
+        async move { p.get("/settings/min_age", &anon).await.unwrap() }
+    };
+    assert_eq!(
+        value_at("T1-V1").await,
+        (200, json!({ "value": 50 })),
+        "the declared default"
+    );
+    kernel::plugins::settings::set(
+        &k.kernel,
+        &sys,
+        &p.loaded.manifest,
+        "T1",
+        "min_age",
+        json!(55),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        value_at("T1-V1").await,
+        (200, json!({ "value": 55 })),
+        "inherited from T1"
+    );
+    assert_eq!(
+        value_at("T2").await,
+        (200, json!({ "value": 50 })),
+        "T2 keeps the default"
+    );
+    let err = kernel::plugins::settings::set(
+        &k.kernel,
+        &sys,
+        &p.loaded.manifest,
+        "T1",
+        "min_age",
+        json!("old"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "value: setting min_age of plugin probe is of type integer"
+    );
+    let (s, v) = p.at("T1").get("/settings/nope", &anon).await.unwrap();
+    assert_eq!(s, 404);
+    assert_eq!(v["detail"], "plugin probe declares no setting \"nope\"");
+    k.cleanup().await;
+}

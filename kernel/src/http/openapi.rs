@@ -145,6 +145,18 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ("get", "/openapi.json", "This document", false),
     (
         "get",
+        "/plugin-settings/{plugin}/{site}",
+        "A plugin's settings as they apply at a site",
+        true,
+    ),
+    (
+        "put",
+        "/plugin-settings/{plugin}/{site}/{name}",
+        "Set a plugin's setting at a site (admins over the site; inherited by its subtree)",
+        true,
+    ),
+    (
+        "get",
         "/plugin-deliveries/parked",
         "Event deliveries parked after failing too often (city admins)",
         true,

@@ -38,9 +38,80 @@ pub fn router() -> Router<AppState> {
         .route("/plugins/{plugin}/{*rest}", any(dispatch))
         .route("/plugin-deliveries/parked", axum::routing::get(parked))
         .route(
+            "/plugin-settings/{plugin}/{site}",
+            axum::routing::get(settings_at),
+        )
+        .route(
+            "/plugin-settings/{plugin}/{site}/{name}",
+            axum::routing::put(set_setting),
+        )
+        .route(
             "/plugin-deliveries/{event}/{subscriber}/replay",
             axum::routing::post(replay),
         )
+}
+
+/// Body of a setting change.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingValue {
+    value: serde_json::Value,
+}
+
+/// Set a plugin's setting at a site (admins over that site).
+async fn set_setting(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path((plugin, site, name)): Path<(String, String, String)>,
+    super::extract::Json(body): super::extract::Json<SettingValue>,
+) -> Result<Response, ApiError> {
+    let loaded = state.plugin(&plugin).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no plugin {plugin:?} is installed"),
+        )
+    })?;
+    crate::plugins::settings::set(
+        &state.kernel,
+        &actor,
+        &loaded.manifest,
+        &site,
+        &name,
+        body.value,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Every declared setting of a plugin as it applies at a site.
+async fn settings_at(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path((plugin, site)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let loaded = state.plugin(&plugin).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no plugin {plugin:?} is installed"),
+        )
+    })?;
+    let site = sites::get(&state.kernel.db, &actor, &site).await?;
+    let mut out = serde_json::Map::new();
+    for def in &loaded.manifest.settings {
+        let v = crate::plugins::settings::effective(
+            &state.kernel,
+            &loaded.manifest,
+            Some(&site.path),
+            &def.name,
+        )
+        .await?;
+        out.insert(def.name.clone(), v.unwrap_or(serde_json::Value::Null));
+    }
+    Ok(axum::Json(serde_json::json!({ "site": site.code, "settings": out })).into_response())
 }
 
 fn city_admin(actor: &Actor) -> Result<(), ApiError> {

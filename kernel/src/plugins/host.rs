@@ -8,8 +8,8 @@
 
 use super::manifest::Manifest;
 use super::runtime::lifelong::plugin::{
-    accounts as waccounts, clock, events, identity as widentity, log, sites as wsites,
-    tables as wit, types,
+    accounts as waccounts, clock, events, identity as widentity, log, settings as wsettings,
+    sites as wsites, tables as wit, types,
 };
 use super::tables::{Change, Condition, Op, Operand, TableError, Tables, Value};
 use crate::kernel::Kernel;
@@ -732,6 +732,35 @@ async fn scope_path(k: &Kernel, site: String) -> Option<String> {
         .ok()
         .flatten()
         .map(|s| s.path)
+}
+
+impl wsettings::Host for CallState {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<types::Value, types::Error>> {
+        let k = self
+            .kernel
+            .clone()
+            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))?;
+        let path = scope_path(&k, self.site.clone()).await;
+        let r = super::settings::effective(&k, &self.manifest, path.as_deref(), &name).await;
+        let r = r.and_then(|v| {
+            v.ok_or_else(|| {
+                crate::error::Error::NotFound(format!(
+                    "plugin {} declares no setting {name:?}",
+                    self.manifest.id
+                ))
+            })
+        });
+        let r = r.map(|v| match v {
+            serde_json::Value::Bool(b) => types::Value::Boolean(b),
+            serde_json::Value::Number(n) if n.is_i64() => {
+                types::Value::Integer(n.as_i64().unwrap_or_default())
+            }
+            serde_json::Value::Number(n) => types::Value::Real(n.as_f64().unwrap_or_default()),
+            serde_json::Value::String(s) => types::Value::Text(s),
+            _ => types::Value::Null,
+        });
+        self.site_result(r)
+    }
 }
 
 /// Sites are readable by every plugin granted `sites.read`, whole-city.

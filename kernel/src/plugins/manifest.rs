@@ -42,6 +42,41 @@ pub struct Manifest {
     /// Limits the plugin asks for (lower than the kernel's caps).
     #[serde(default)]
     pub limits: AskedLimits,
+    /// Per-site settings with their types and defaults.
+    #[serde(default)]
+    pub settings: Vec<SettingDef>,
+}
+
+/// A declared per-site setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingDef {
+    pub name: String,
+    /// `integer`, `real`, `text` or `boolean`.
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    pub default: toml::Value,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl SettingDef {
+    /// `v` as this setting's JSON value, if it has the declared type.
+    pub fn json(&self, v: &serde_json::Value) -> Option<serde_json::Value> {
+        let ok = match self.ty {
+            ColumnType::Integer => v.is_i64(),
+            ColumnType::Real => v.is_number(),
+            ColumnType::Text => v.is_string(),
+            ColumnType::Boolean => v.is_boolean(),
+            ColumnType::Blob => false,
+        };
+        ok.then(|| v.clone())
+    }
+
+    /// The declared default as JSON.
+    pub fn default_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.default).unwrap_or(serde_json::Value::Null)
+    }
 }
 
 /// Capabilities a plugin can ask for. Host calls outside the plugin's own
@@ -230,6 +265,25 @@ fn check(m: &Manifest) -> Result<(), ManifestError> {
                     t.name
                 )));
             }
+        }
+    }
+    let mut names = BTreeSet::new();
+    for st in &m.settings {
+        if !ident(&st.name, &[]) {
+            return Err(bad(format!(
+                "setting name {:?} must match [a-z][a-z0-9_]*",
+                st.name
+            )));
+        }
+        if !names.insert(&st.name) {
+            return Err(bad(format!("setting {} is declared twice", st.name)));
+        }
+        if st.json(&st.default_json()).is_none() {
+            return Err(bad(format!(
+                "the default of setting {} is not a {}",
+                st.name,
+                st.ty.name()
+            )));
         }
     }
     for c in &m.capabilities {

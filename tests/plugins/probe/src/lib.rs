@@ -26,6 +26,17 @@ impl Plugin for Probe {
     fn router() -> Router {
         Router::new()
             .get("/receipts", |_| receipts())
+            .get("/settings/{name}", |req| {
+                let v = lifelong_sdk::settings::get(req.param("name")).map_err(lifelong_sdk::Error::from)?;
+                let v = match v {
+                    Value::Integer(i) => serde_json::json!(i),
+                    Value::Text(t) => serde_json::json!(t),
+                    Value::Boolean(b) => serde_json::json!(b),
+                    Value::Real(r) => serde_json::json!(r),
+                    _ => serde_json::Value::Null,
+                };
+                Response::json(200, &serde_json::json!({ "value": v }))
+            })
             .get("/people/{id}", |req| {
                 let p = lifelong_sdk::identity::get(req.param_i64("id")?).map_err(lifelong_sdk::Error::from)?;
                 Response::json(200, &serde_json::json!({
