@@ -17,6 +17,62 @@ async fn probe(k: &TestKernel) -> TestPlugin {
     k.load(plugin_dir("probe")).await
 }
 
+/// A city, two townships and a village in the first.
+const TREE: &[(&str, &str, Option<&str>)] = &[
+    ("CITY", "city", None),
+    ("T1", "township", Some("CITY")),
+    ("T2", "township", Some("CITY")),
+    ("T1-V1", "village", Some("T1")),
+];
+
+/// Create sites (code, kind, parent code) in order.
+async fn site_tree(k: &TestKernel, sites: &[(&str, &str, Option<&str>)]) {
+    for (code, kind, parent) in sites {
+        kernel::sites::create(
+            &k.kernel.db,
+            &kernel::authz::Actor::System("test"),
+            kernel::sites::NewSite {
+                code: code.to_string(),
+                name_zh: code.to_string(),
+                kind: kind.to_string(),
+                parent_code: parent.map(Into::into),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Register a person born on `born` (serial `n` keeps ID numbers apart) at `home`.
+async fn person(
+    k: &TestKernel,
+    n: u32,
+    born: (i32, u32, u32),
+    sex: kernel::idnumber::Sex,
+    home: &str,
+) -> (i64, String) {
+    let id_number = kernel::idnumber::synthesize(
+        350602,
+        chrono::NaiveDate::from_ymd_opt(born.0, born.1, born.2).unwrap(),
+        n,
+        sex,
+    );
+    let p = kernel::identity::create(
+        &k.kernel,
+        &kernel::authz::Actor::System("test"),
+        kernel::identity::NewPerson {
+            name: format!("学员{n}"),
+            id_number: id_number.clone(),
+            home_site: home.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    (p.id, id_number)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_limit_fails_only_its_own_call() {
     let k = TestKernel::sqlite().await;
@@ -370,22 +426,11 @@ async fn a_failing_delivery_is_parked_and_can_be_replayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sites_need_the_declared_capability() {
     let k = TestKernel::sqlite().await;
-    let sys = kernel::authz::Actor::System("test");
-    for (code, kind, parent) in [("CITY", "city", None), ("T1", "township", Some("CITY"))] {
-        kernel::sites::create(
-            &k.kernel.db,
-            &sys,
-            kernel::sites::NewSite {
-                code: code.into(),
-                name_zh: code.into(),
-                kind: kind.into(),
-                parent_code: parent.map(Into::into),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    }
+    site_tree(
+        &k,
+        &[("CITY", "city", None), ("T1", "township", Some("CITY"))],
+    )
+    .await;
     let p = probe(&k).await;
     let other = k.load(plugin_dir("other")).await;
     let anon = k.anonymous();
@@ -411,39 +456,18 @@ async fn sites_need_the_declared_capability() {
 /// A learning outcome recorded by a plugin commits with the call: once per
 /// idempotency key, never after a trap, and only with the capability.
 async fn outcomes_commit_with_the_call(k: TestKernel) {
-    let sys = kernel::authz::Actor::System("test");
-    kernel::sites::create(
-        &k.kernel.db,
-        &sys,
-        kernel::sites::NewSite {
-            code: "CITY".into(),
-            name_zh: "市".into(),
-            kind: "city".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    site_tree(&k, &[("CITY", "city", None)]).await;
     let mut people = Vec::new();
     for n in 0..2u32 {
-        let person = kernel::identity::create(
-            &k.kernel,
-            &sys,
-            kernel::identity::NewPerson {
-                name: format!("学员{n}"),
-                id_number: kernel::idnumber::synthesize(
-                    110101,
-                    chrono::NaiveDate::from_ymd_opt(1955, 3, 1).unwrap(),
-                    n * 2 + 1,
-                    kernel::idnumber::Sex::Male,
-                ),
-                home_site: "CITY".into(),
-                ..Default::default()
-            },
+        let (id, _) = person(
+            &k,
+            n * 2 + 1,
+            (1955, 3, 1),
+            kernel::idnumber::Sex::Male,
+            "CITY",
         )
-        .await
-        .unwrap();
-        people.push(person.id);
+        .await;
+        people.push(id);
     }
     let p = probe(&k).await;
     let other = k.load(plugin_dir("other")).await;
@@ -519,46 +543,14 @@ async fn outcomes_commit_with_the_call_postgres() {
 async fn identity_is_scoped_to_the_call_site_and_masked() {
     let k = TestKernel::sqlite().await;
     let sys = kernel::authz::Actor::System("test");
-    for (code, kind, parent) in [
-        ("CITY", "city", None),
-        ("T1", "township", Some("CITY")),
-        ("T2", "township", Some("CITY")),
-        ("T1-V1", "village", Some("T1")),
-    ] {
-        kernel::sites::create(
-            &k.kernel.db,
-            &sys,
-            kernel::sites::NewSite {
-                code: code.into(),
-                name_zh: code.into(),
-                kind: kind.into(),
-                parent_code: parent.map(Into::into),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    }
+    site_tree(&k, TREE).await;
     let mut ids = Vec::new();
     for (n, home) in [(1u32, "T1-V1"), (3, "T2")] {
-        let p = kernel::identity::create(
-            &k.kernel,
-            &sys,
-            kernel::identity::NewPerson {
-                name: format!("人{n}"),
-                id_number: kernel::idnumber::synthesize(
-                    350602,
-                    chrono::NaiveDate::from_ymd_opt(1958, 5, 17).unwrap(),
-                    n,
-                    kernel::idnumber::Sex::Male,
-                ),
-                home_site: home.into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        ids.push(p.id);
+        ids.push(
+            person(&k, n, (1958, 5, 17), kernel::idnumber::Sex::Male, home)
+                .await
+                .0,
+        );
     }
     kernel::identity::grant(&k.kernel, &sys, ids[0], "teacher", "T1")
         .await
@@ -619,37 +611,8 @@ async fn identity_is_scoped_to_the_call_site_and_masked() {
 async fn kernel_events_reach_subscribers() {
     let k = TestKernel::sqlite().await;
     let other = k.load(plugin_dir("other")).await;
-    let sys = kernel::authz::Actor::System("test");
-    kernel::sites::create(
-        &k.kernel.db,
-        &sys,
-        kernel::sites::NewSite {
-            code: "CITY".into(),
-            name_zh: "市".into(),
-            kind: "city".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let id_number = kernel::idnumber::synthesize(
-        350602,
-        chrono::NaiveDate::from_ymd_opt(1950, 1, 1).unwrap(),
-        7,
-        kernel::idnumber::Sex::Female,
-    );
-    kernel::identity::create(
-        &k.kernel,
-        &sys,
-        kernel::identity::NewPerson {
-            name: "新学员".into(),
-            id_number: id_number.clone(),
-            home_site: "CITY".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    site_tree(&k, &[("CITY", "city", None)]).await;
+    let (_, id_number) = person(&k, 7, (1950, 1, 1), kernel::idnumber::Sex::Female, "CITY").await;
     let pass = k.deliver(&[&other]).await;
     assert_eq!(
         pass.delivered, 1,
@@ -707,26 +670,7 @@ async fn compiled_components_are_cached_on_disk() {
 async fn settings_are_inherited_down_the_site_tree() {
     let k = TestKernel::sqlite().await;
     let sys = kernel::authz::Actor::System("test");
-    for (code, kind, parent) in [
-        ("CITY", "city", None),
-        ("T1", "township", Some("CITY")),
-        ("T2", "township", Some("CITY")),
-        ("T1-V1", "village", Some("T1")),
-    ] {
-        kernel::sites::create(
-            &k.kernel.db,
-            &sys,
-            kernel::sites::NewSite {
-                code: code.into(),
-                name_zh: code.into(),
-                kind: kind.into(),
-                parent_code: parent.map(Into::into),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    }
+    site_tree(&k, TREE).await;
     let p = probe(&k).await;
     let anon = k.anonymous();
     let value_at = |site: &'static str| {
