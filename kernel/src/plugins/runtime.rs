@@ -158,6 +158,10 @@ impl Runtime {
         // plus guard): 1 GiB keeps a 1024-slot pool at ~1 TiB of virtual
         // space, at the cost of explicit bounds checks in guest code.
         config.memory_reservation(1 << 30);
+        // Copy a plugin's small data segments into its (kept-resident) slot
+        // instead of mapping a copy-on-write image per instance: mapping and
+        // unmapping costs TLB shoot-downs across cores on every call.
+        config.memory_init_cow(false);
         config.memory_guard_size(32 << 20);
         config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
         let mut pool = PoolingAllocationConfig::default();
