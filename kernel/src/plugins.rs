@@ -9,6 +9,7 @@
 //!
 //! This module knows nothing about HTTP routing or packages.
 
+pub mod call;
 pub mod events;
 pub mod host;
 pub mod manifest;

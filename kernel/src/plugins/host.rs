@@ -1,276 +1,22 @@
-//! The host side of every plugin import, with the call's state: its
-//! transaction, its limits and what it wrote.
+//! The host side of every import of the `lifelong:plugin` world, each run
+//! against the call's [`CallState`].
 //!
 //! **Invariant:** every import runs inside the call's own transaction and
 //! can only name the calling plugin's tables (the namespace is taken from
 //! the loaded plugin). A refused call returns a typed `error`; only a kernel
 //! failure (the database went away) traps, and that is reported as such.
 
-use super::manifest::Manifest;
+use super::call::CallState;
 use super::runtime::lifelong::plugin::{
     accounts as waccounts, clock, events, identity as widentity, log, settings as wsettings,
     sites as wsites, tables as wit, types,
 };
-use super::tables::{Change, Condition, Op, Operand, TableError, Tables, Value};
+use super::tables::{Change, Condition, Op, Operand, TableError, Value};
 use crate::kernel::Kernel;
-use crate::storage::{now_micros, Tx};
-use std::sync::Arc;
+use crate::storage::now_micros;
 
 /// Log lines one call may write.
 const LOG_LINES: u32 = 200;
-
-/// Marker in a kernel failure's message that makes the runtime retry the call.
-pub const CONFLICT: &str = "write conflict";
-
-/// Whether a call may write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Read,
-    Write,
-}
-
-/// One call's state, owned by its `Store`.
-pub struct CallState {
-    pub(super) limits: Limiter,
-    pub(super) panic: Option<String>,
-    /// Set when the kernel failed under the guest; the call is reported as a kernel failure.
-    pub(super) kernel_failure: Option<String>,
-    db: Option<crate::storage::Db>,
-    kernel: Option<Kernel>,
-    tx: Option<Tx>,
-    /// Set once the call has committed or rolled back.
-    ended: bool,
-    mode: Mode,
-    manifest: Arc<Manifest>,
-    tables: Tables,
-    subscriptions: super::runtime::Subscriptions,
-    /// The delivery this call completes (event id), marked in its transaction.
-    delivery: Option<i64>,
-    /// The person the call is made for, if any.
-    caller: Option<i64>,
-    log_lines: u32,
-    site: String,
-    request_id: String,
-}
-
-/// The per-call memory and table caps; remembers a refused growth.
-pub struct Limiter {
-    memory: usize,
-    pub(super) denied: bool,
-}
-
-impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            self.denied = true;
-            wasmtime::bail!("memory cap of {} bytes reached", self.memory);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-
-    fn instances(&self) -> usize {
-        8
-    }
-
-    fn memories(&self) -> usize {
-        2
-    }
-
-    fn tables(&self) -> usize {
-        8
-    }
-}
-
-impl CallState {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn begin(
-        k: &Kernel,
-        manifest: Arc<Manifest>,
-        tables: Tables,
-        subscriptions: super::runtime::Subscriptions,
-        mode: Mode,
-        site: String,
-        request_id: String,
-        memory: usize,
-    ) -> Result<CallState, sqlx::Error> {
-        // A writing call takes its transaction (on SQLite, the one writer)
-        // before its deadline starts; a read-only call opens its snapshot
-        // only if it reads a table, so handlers that do not touch data cost
-        // no database round trip.
-        let tx = match mode {
-            Mode::Read => None,
-            Mode::Write => Some(k.db.begin().await?),
-        };
-        Ok(CallState {
-            limits: Limiter {
-                memory,
-                denied: false,
-            },
-            panic: None,
-            kernel_failure: None,
-            db: Some(k.db.clone()),
-            kernel: Some(k.clone()),
-            tx,
-            ended: false,
-            mode,
-            manifest,
-            tables,
-            subscriptions,
-            delivery: None,
-            caller: None,
-            log_lines: 0,
-            site,
-            request_id,
-        })
-    }
-
-    /// State with no transaction (benchmarks of bare instantiation; any
-    /// table call fails).
-    pub(super) fn detached(
-        manifest: Arc<Manifest>,
-        tables: Tables,
-        subscriptions: super::runtime::Subscriptions,
-        memory: usize,
-    ) -> CallState {
-        CallState {
-            limits: Limiter {
-                memory,
-                denied: false,
-            },
-            panic: None,
-            kernel_failure: None,
-            db: None,
-            kernel: None,
-            tx: None,
-            ended: false,
-            mode: Mode::Read,
-            manifest,
-            tables,
-            subscriptions,
-            delivery: None,
-            caller: None,
-            log_lines: 0,
-            site: String::new(),
-            request_id: String::new(),
-        }
-    }
-
-    /// The person the call is made for.
-    pub(super) fn set_caller(&mut self, person: Option<i64>) {
-        self.caller = person;
-    }
-
-    /// Make this call complete delivery of event `id` to this plugin.
-    pub(super) fn mark_delivery(&mut self, id: i64) {
-        self.delivery = Some(id);
-    }
-
-    /// Commit (or roll back) the call's transaction; true if it committed.
-    /// A call completing an event delivery marks it done in the same
-    /// transaction, and rolls back if another worker marked it first.
-    pub(super) async fn finish(&mut self, commit: bool) -> Result<bool, sqlx::Error> {
-        self.ended = true;
-        let Some(mut tx) = self.tx.take() else {
-            // A read-only call that never read a table: nothing to end.
-            return Ok(commit && self.mode == Mode::Read && self.delivery.is_none());
-        };
-        if !commit || self.mode == Mode::Read {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(event) = self.delivery {
-            let marked = sqlx::query(
-                "UPDATE plugin_deliveries SET delivered_at = $1 \
-                 WHERE event_id = $2 AND subscriber = $3 AND delivered_at IS NULL",
-            )
-            .bind(now_micros())
-            .bind(event)
-            .bind(&self.manifest.id)
-            .execute(&mut *tx)
-            .await?;
-            if marked.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn tx(&mut self) -> wasmtime::Result<&mut Tx> {
-        if self.tx.is_none() {
-            let db = match (&self.db, self.ended) {
-                (Some(db), false) => db,
-                _ => wasmtime::bail!("the call's transaction has ended"),
-            };
-            match db.begin_read().await {
-                Ok(tx) => self.tx = Some(tx),
-                Err(e) => {
-                    self.kernel_failure = Some(e.to_string());
-                    wasmtime::bail!("{e}")
-                }
-            }
-        }
-        self.tx
-            .as_mut()
-            .ok_or_else(|| wasmtime::format_err!("the call's transaction has ended"))
-    }
-
-    fn writable(&self, what: &str) -> Result<(), types::Error> {
-        match self.mode {
-            Mode::Write => Ok(()),
-            Mode::Read => Err(types::Error::ReadOnly(format!(
-                "{what} needs a writing call; GET and HEAD requests are read-only"
-            ))),
-        }
-    }
-
-    /// Turn a table error into the plugin-facing error, or trap on a kernel failure.
-    fn table_result<T>(
-        &mut self,
-        r: Result<T, TableError>,
-    ) -> wasmtime::Result<Result<T, types::Error>> {
-        Ok(Err(match r {
-            Ok(v) => return Ok(Ok(v)),
-            Err(TableError::NotFound(m)) => types::Error::NotFound(m),
-            Err(TableError::Invalid(m)) => types::Error::Invalid(m),
-            Err(TableError::Conflict(m)) => types::Error::Conflict(m),
-            Err(TableError::MissingIndex(m)) => types::Error::MissingIndex(m),
-            Err(TableError::ReadOnly(m)) => types::Error::ReadOnly(m),
-            Err(TableError::Internal(m)) => {
-                let m = if is_conflict_text(&m) {
-                    format!("{CONFLICT}: {m}")
-                } else {
-                    m
-                };
-                self.kernel_failure = Some(m.clone());
-                wasmtime::bail!("{m}")
-            }
-        }))
-    }
-}
-
-fn is_conflict_text(m: &str) -> bool {
-    // PostgreSQL serialization failure / deadlock; SQLite busy.
-    m.contains("40001")
-        || m.contains("40P01")
-        || m.contains("database is locked")
-        || m.contains("could not serialize")
-}
 
 fn value_in(v: types::Value) -> Value {
     match v {
@@ -517,40 +263,6 @@ impl wit::Host for CallState {
     }
 }
 
-impl CallState {
-    /// The capability check every non-table host call makes first.
-    fn capable(&self, capability: &str) -> Result<(), types::Error> {
-        if self.manifest.capabilities.iter().any(|c| c == capability) {
-            Ok(())
-        } else {
-            Err(types::Error::Denied(format!(
-                "plugin {} does not have the capability {capability}",
-                self.manifest.id
-            )))
-        }
-    }
-
-    fn site_result<T>(
-        &mut self,
-        r: crate::error::Result<T>,
-    ) -> wasmtime::Result<Result<T, types::Error>> {
-        Ok(Err(match r {
-            Ok(v) => return Ok(Ok(v)),
-            Err(crate::error::Error::NotFound(m)) => types::Error::NotFound(m),
-            Err(crate::error::Error::Invalid(f)) => types::Error::Invalid(
-                f.iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            Err(e) => {
-                self.kernel_failure = Some(e.to_string());
-                wasmtime::bail!("{e}")
-            }
-        }))
-    }
-}
-
 fn site_out(s: crate::sites::Site) -> wsites::Site {
     wsites::Site {
         code: s.code,
@@ -564,48 +276,50 @@ fn site_out(s: crate::sites::Site) -> wsites::Site {
     }
 }
 
-impl wsites::Host for CallState {
-    async fn get(&mut self, code: String) -> wasmtime::Result<Result<wsites::Site, types::Error>> {
+impl CallState {
+    /// Run a site-registry read for a plugin holding `sites.read`.
+    async fn sites_read<T, F, Fut>(&mut self, read: F) -> wasmtime::Result<Result<T, types::Error>>
+    where
+        F: FnOnce(Kernel) -> Fut,
+        Fut: std::future::Future<Output = crate::error::Result<T>>,
+    {
         if let Err(e) = self.capable("sites.read") {
             return Ok(Err(e));
         }
-        let Some(db) = self.db.clone() else {
-            wasmtime::bail!("no database in this call")
-        };
-        let r = crate::sites::get(&db, &SYSTEM, &code).await.map(site_out);
-        self.site_result(r)
+        let k = self.kernel()?;
+        let r = read(k).await;
+        self.kernel_result(r)
+    }
+}
+
+impl wsites::Host for CallState {
+    async fn get(&mut self, code: String) -> wasmtime::Result<Result<wsites::Site, types::Error>> {
+        self.sites_read(
+            |k| async move { crate::sites::get(&k.db, &SYSTEM, &code).await.map(site_out) },
+        )
+        .await
     }
 
     async fn children(
         &mut self,
         code: String,
     ) -> wasmtime::Result<Result<Vec<wsites::Site>, types::Error>> {
-        if let Err(e) = self.capable("sites.read") {
-            return Ok(Err(e));
-        }
-        let Some(db) = self.db.clone() else {
-            wasmtime::bail!("no database in this call")
-        };
-        let r = crate::sites::children(&db, &SYSTEM, &code)
-            .await
-            .map(|v| v.into_iter().map(site_out).collect());
-        self.site_result(r)
+        self.sites_read(|k| async move {
+            let v = crate::sites::children(&k.db, &SYSTEM, &code).await?;
+            Ok(v.into_iter().map(site_out).collect())
+        })
+        .await
     }
 
     async fn ancestors(
         &mut self,
         code: String,
     ) -> wasmtime::Result<Result<Vec<wsites::Site>, types::Error>> {
-        if let Err(e) = self.capable("sites.read") {
-            return Ok(Err(e));
-        }
-        let Some(db) = self.db.clone() else {
-            wasmtime::bail!("no database in this call")
-        };
-        let r = crate::sites::ancestors(&db, &SYSTEM, &code)
-            .await
-            .map(|v| v.into_iter().map(site_out).collect());
-        self.site_result(r)
+        self.sites_read(|k| async move {
+            let v = crate::sites::ancestors(&k.db, &SYSTEM, &code).await?;
+            Ok(v.into_iter().map(site_out).collect())
+        })
+        .await
     }
 }
 
@@ -620,10 +334,7 @@ impl waccounts::Host for CallState {
         if let Err(e) = self.writable("record-outcome") {
             return Ok(Err(e));
         }
-        let k = self
-            .kernel
-            .clone()
-            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))?;
+        let k = self.kernel()?;
         let origin = format!("plugin:{}", self.manifest.id);
         let actor = crate::authz::Actor::System("plugin");
         let entry = crate::accounts::ledger::NewEntry {
@@ -647,17 +358,7 @@ impl waccounts::Host for CallState {
             credits: e.credits,
             replayed: how == crate::accounts::ledger::Recorded::Replayed,
         });
-        match r {
-            Err(crate::error::Error::Conflict { message, .. }) => {
-                Ok(Err(types::Error::Conflict(message)))
-            }
-            Err(crate::error::Error::Internal(e)) => {
-                let m = e.to_string();
-                self.kernel_failure = Some(m.clone());
-                wasmtime::bail!("{m}")
-            }
-            other => self.site_result(other),
-        }
+        self.kernel_result(r)
     }
 }
 
@@ -669,10 +370,7 @@ impl widentity::Host for CallState {
         if let Err(e) = self.capable("identity.read") {
             return Ok(Err(e));
         }
-        let k = self
-            .kernel
-            .clone()
-            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))?;
+        let k = self.kernel()?;
         let scope = scope_path(&k, self.site.clone()).await;
         let r = crate::identity::get(&k, &SYSTEM, person_id)
             .await
@@ -692,7 +390,7 @@ impl widentity::Host for CallState {
                     Err(crate::error::Error::NotFound(format!("person {person_id}")))
                 }
             });
-        self.site_result(r)
+        self.kernel_result(r)
     }
 
     async fn has_role(
@@ -704,10 +402,7 @@ impl widentity::Host for CallState {
         if let Err(e) = self.capable("identity.read") {
             return Ok(Err(e));
         }
-        let k = self
-            .kernel
-            .clone()
-            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))?;
+        let k = self.kernel()?;
         let r = async {
             let role = crate::authz::Role::parse(&role)?;
             let site = crate::sites::get(&k.db, &SYSTEM, &site).await?;
@@ -718,7 +413,7 @@ impl widentity::Host for CallState {
             Ok(actor.covers(&[role], &site.path))
         }
         .await;
-        self.site_result(r)
+        self.kernel_result(r)
     }
 }
 
@@ -736,10 +431,7 @@ async fn scope_path(k: &Kernel, site: String) -> Option<String> {
 
 impl wsettings::Host for CallState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<types::Value, types::Error>> {
-        let k = self
-            .kernel
-            .clone()
-            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))?;
+        let k = self.kernel()?;
         let path = scope_path(&k, self.site.clone()).await;
         let r = super::settings::effective(&k, &self.manifest, path.as_deref(), &name).await;
         let r = r.and_then(|v| {
@@ -759,7 +451,7 @@ impl wsettings::Host for CallState {
             serde_json::Value::String(s) => types::Value::Text(s),
             _ => types::Value::Null,
         });
-        self.site_result(r)
+        self.kernel_result(r)
     }
 }
 

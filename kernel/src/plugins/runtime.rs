@@ -13,7 +13,7 @@
 //! - a failing call is reported as a [`CallError`] and never takes anything
 //!   else down.
 
-use super::host::{CallState, Mode};
+use super::call::{CallState, Mode};
 use super::manifest::Manifest;
 use super::tables::Tables;
 use crate::kernel::Kernel;
@@ -474,7 +474,7 @@ impl Loaded {
             match f().await {
                 Err(e)
                     if e.kind == FailureKind::Kernel
-                        && e.message.contains(super::host::CONFLICT)
+                        && e.message.contains(super::call::CONFLICT)
                         && attempt < self.max_attempts =>
                 {
                     attempt += 1;

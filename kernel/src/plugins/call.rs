@@ -1,0 +1,310 @@
+//! One plugin call's state, owned by its `Store`: its transaction (opened
+//! lazily for reads, committed or rolled back once), its limits, and what
+//! the runtime needs to report a failure.
+
+use super::manifest::Manifest;
+use super::runtime::lifelong::plugin::types;
+use super::tables::{TableError, Tables};
+use crate::kernel::Kernel;
+use crate::storage::{now_micros, Tx};
+use std::sync::Arc;
+
+/// Marker in a kernel failure's message that makes the runtime retry the call.
+pub const CONFLICT: &str = "write conflict";
+
+/// Whether a call may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Read,
+    Write,
+}
+
+/// One call's state, owned by its `Store`.
+pub struct CallState {
+    pub(super) limits: Limiter,
+    pub(super) panic: Option<String>,
+    /// Set when the kernel failed under the guest; the call is reported as a kernel failure.
+    pub(super) kernel_failure: Option<String>,
+    pub(super) kernel: Option<Kernel>,
+    pub(super) tx: Option<Tx>,
+    /// Set once the call has committed or rolled back.
+    pub(super) ended: bool,
+    pub(super) mode: Mode,
+    pub(super) manifest: Arc<Manifest>,
+    pub(super) tables: Tables,
+    pub(super) subscriptions: super::runtime::Subscriptions,
+    /// The delivery this call completes (event id), marked in its transaction.
+    pub(super) delivery: Option<i64>,
+    /// The person the call is made for, if any.
+    pub(super) caller: Option<i64>,
+    pub(super) log_lines: u32,
+    pub(super) site: String,
+    pub(super) request_id: String,
+}
+
+/// The per-call memory and table caps; remembers a refused growth.
+pub struct Limiter {
+    pub(super) memory: usize,
+    pub(super) denied: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.denied = true;
+            wasmtime::bail!("memory cap of {} bytes reached", self.memory);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        8
+    }
+
+    fn memories(&self) -> usize {
+        2
+    }
+
+    fn tables(&self) -> usize {
+        8
+    }
+}
+
+impl CallState {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn begin(
+        k: &Kernel,
+        manifest: Arc<Manifest>,
+        tables: Tables,
+        subscriptions: super::runtime::Subscriptions,
+        mode: Mode,
+        site: String,
+        request_id: String,
+        memory: usize,
+    ) -> Result<CallState, sqlx::Error> {
+        // A writing call takes its transaction (on SQLite, the one writer)
+        // before its deadline starts; a read-only call opens its snapshot
+        // only if it reads a table, so handlers that do not touch data cost
+        // no database round trip.
+        let tx = match mode {
+            Mode::Read => None,
+            Mode::Write => Some(k.db.begin().await?),
+        };
+        Ok(CallState {
+            limits: Limiter {
+                memory,
+                denied: false,
+            },
+            panic: None,
+            kernel_failure: None,
+            kernel: Some(k.clone()),
+            tx,
+            ended: false,
+            mode,
+            manifest,
+            tables,
+            subscriptions,
+            delivery: None,
+            caller: None,
+            log_lines: 0,
+            site,
+            request_id,
+        })
+    }
+
+    /// State with no transaction (benchmarks of bare instantiation; any
+    /// table call fails).
+    pub(super) fn detached(
+        manifest: Arc<Manifest>,
+        tables: Tables,
+        subscriptions: super::runtime::Subscriptions,
+        memory: usize,
+    ) -> CallState {
+        CallState {
+            limits: Limiter {
+                memory,
+                denied: false,
+            },
+            panic: None,
+            kernel_failure: None,
+            kernel: None,
+            tx: None,
+            ended: false,
+            mode: Mode::Read,
+            manifest,
+            tables,
+            subscriptions,
+            delivery: None,
+            caller: None,
+            log_lines: 0,
+            site: String::new(),
+            request_id: String::new(),
+        }
+    }
+
+    /// The person the call is made for.
+    pub(super) fn set_caller(&mut self, person: Option<i64>) {
+        self.caller = person;
+    }
+
+    /// Make this call complete delivery of event `id` to this plugin.
+    pub(super) fn mark_delivery(&mut self, id: i64) {
+        self.delivery = Some(id);
+    }
+
+    /// Commit (or roll back) the call's transaction; true if it committed.
+    /// A call completing an event delivery marks it done in the same
+    /// transaction, and rolls back if another worker marked it first.
+    pub(super) async fn finish(&mut self, commit: bool) -> Result<bool, sqlx::Error> {
+        self.ended = true;
+        let Some(mut tx) = self.tx.take() else {
+            // A read-only call that never read a table: nothing to end.
+            return Ok(commit && self.mode == Mode::Read && self.delivery.is_none());
+        };
+        if !commit || self.mode == Mode::Read {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(event) = self.delivery {
+            let marked = sqlx::query(
+                "UPDATE plugin_deliveries SET delivered_at = $1 \
+                 WHERE event_id = $2 AND subscriber = $3 AND delivered_at IS NULL",
+            )
+            .bind(now_micros())
+            .bind(event)
+            .bind(&self.manifest.id)
+            .execute(&mut *tx)
+            .await?;
+            if marked.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn tx(&mut self) -> wasmtime::Result<&mut Tx> {
+        if self.tx.is_none() {
+            let k = match (&self.kernel, self.ended) {
+                (Some(k), false) => k,
+                _ => wasmtime::bail!("the call's transaction has ended"),
+            };
+            match k.db.begin_read().await {
+                Ok(tx) => self.tx = Some(tx),
+                Err(e) => {
+                    self.kernel_failure = Some(e.to_string());
+                    wasmtime::bail!("{e}")
+                }
+            }
+        }
+        self.tx
+            .as_mut()
+            .ok_or_else(|| wasmtime::format_err!("the call's transaction has ended"))
+    }
+
+    pub(super) fn writable(&self, what: &str) -> Result<(), types::Error> {
+        match self.mode {
+            Mode::Write => Ok(()),
+            Mode::Read => Err(types::Error::ReadOnly(format!(
+                "{what} needs a writing call; GET and HEAD requests are read-only"
+            ))),
+        }
+    }
+
+    /// Turn a table error into the plugin-facing error, or trap on a kernel failure.
+    pub(super) fn table_result<T>(
+        &mut self,
+        r: Result<T, TableError>,
+    ) -> wasmtime::Result<Result<T, types::Error>> {
+        Ok(Err(match r {
+            Ok(v) => return Ok(Ok(v)),
+            Err(TableError::NotFound(m)) => types::Error::NotFound(m),
+            Err(TableError::Invalid(m)) => types::Error::Invalid(m),
+            Err(TableError::Conflict(m)) => types::Error::Conflict(m),
+            Err(TableError::MissingIndex(m)) => types::Error::MissingIndex(m),
+            Err(TableError::ReadOnly(m)) => types::Error::ReadOnly(m),
+            Err(TableError::Internal(m)) => {
+                let m = if is_conflict_text(&m) {
+                    format!("{CONFLICT}: {m}")
+                } else {
+                    m
+                };
+                self.kernel_failure = Some(m.clone());
+                wasmtime::bail!("{m}")
+            }
+        }))
+    }
+}
+
+fn is_conflict_text(m: &str) -> bool {
+    // PostgreSQL serialization failure / deadlock; SQLite busy.
+    m.contains("40001")
+        || m.contains("40P01")
+        || m.contains("database is locked")
+        || m.contains("could not serialize")
+}
+
+impl CallState {
+    /// The capability check every non-table host call makes first.
+    pub(super) fn capable(&self, capability: &str) -> Result<(), types::Error> {
+        if self.manifest.capabilities.iter().any(|c| c == capability) {
+            Ok(())
+        } else {
+            Err(types::Error::Denied(format!(
+                "plugin {} does not have the capability {capability}",
+                self.manifest.id
+            )))
+        }
+    }
+
+    /// The kernel handle, for imports that call into the registries.
+    pub(super) fn kernel(&self) -> wasmtime::Result<Kernel> {
+        self.kernel
+            .clone()
+            .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))
+    }
+
+    /// Turn a registry result into the plugin-facing error, or trap on a
+    /// kernel failure (a lost write race keeps its "write conflict" marker,
+    /// so the runtime re-runs the call).
+    pub(super) fn kernel_result<T>(
+        &mut self,
+        r: crate::error::Result<T>,
+    ) -> wasmtime::Result<Result<T, types::Error>> {
+        use crate::error::Error;
+        Ok(Err(match r {
+            Ok(v) => return Ok(Ok(v)),
+            Err(Error::NotFound(m)) => types::Error::NotFound(m),
+            Err(Error::Invalid(f)) => types::Error::Invalid(
+                f.iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Err(Error::Conflict { message, .. }) => types::Error::Conflict(message),
+            Err(e) => {
+                let m = match &e {
+                    Error::Internal(inner) => format!("{inner:#}"),
+                    other => other.to_string(),
+                };
+                self.kernel_failure = Some(m.clone());
+                wasmtime::bail!("{m}")
+            }
+        }))
+    }
+}
