@@ -2,23 +2,30 @@
 //! `lifelong:plugin` world (`sdk/wit/`) and run sandboxed, one fresh instance
 //! per call, inside one database transaction per call.
 //!
-//! - `manifest.rs`: what a plugin declares (tables, events, limits);
-//! - `tables.rs`: declared tables — DDL, namespacing, index-checked queries;
+//! - `manifest.rs`: what a plugin declares (tables, events, settings, limits);
+//! - `tables.rs`: index-checked queries over declared tables (`tables/schema.rs`
+//!   the DDL and namespacing, `tables/access.rs` the index rule and cursors);
+//! - `call.rs`: one call's state — its transaction, limits and error mapping;
 //! - `host.rs`: every import the world offers, checked per call;
-//! - `runtime.rs`: the engine, pre-linking, limits and the call itself.
+//! - `failure.rs`: what a failed call becomes (kind, message, backtrace);
+//! - `runtime.rs`: the engine, pre-linking, the on-disk artifact cache, and
+//!   running a call on a fresh instance;
+//! - `events.rs`, `settings.rs`: event delivery and per-site settings.
 //!
 //! This module knows nothing about HTTP routing or packages.
 
 pub mod call;
 pub mod events;
+pub mod failure;
 pub mod host;
 pub mod manifest;
 pub mod runtime;
 pub mod settings;
 pub mod tables;
 
+pub use failure::{CallError, FailureKind};
 pub use manifest::Manifest;
-pub use runtime::{CallError, FailureKind, Loaded, Runtime, RuntimeLimits};
+pub use runtime::{Loaded, Runtime, RuntimeLimits};
 
 use crate::kernel::Kernel;
 

@@ -14,6 +14,7 @@
 //!   else down.
 
 use super::call::{CallState, Mode};
+use super::failure::{self, CallError, FailureKind};
 use super::manifest::Manifest;
 use super::tables::Tables;
 use crate::kernel::Kernel;
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 wasmtime::component::bindgen!({
     path: "../sdk/wit",
@@ -63,57 +64,6 @@ impl Default for RuntimeLimits {
             max_instances: 1024,
             max_attempts: 3,
         }
-    }
-}
-
-/// Why a call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailureKind {
-    Deadline,
-    Memory,
-    Stack,
-    Panic,
-    Trap,
-    /// The kernel could not run the call (database, pool exhausted).
-    Kernel,
-}
-
-impl FailureKind {
-    /// Stable name used in problem types, logs and metrics.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            FailureKind::Deadline => "deadline",
-            FailureKind::Memory => "memory",
-            FailureKind::Stack => "stack",
-            FailureKind::Panic => "panic",
-            FailureKind::Trap => "trap",
-            FailureKind::Kernel => "kernel",
-        }
-    }
-}
-
-/// A failed call: which plugin, what kind, and what the guest was doing.
-#[derive(Debug, Clone)]
-pub struct CallError {
-    pub plugin: String,
-    pub version: String,
-    pub kind: FailureKind,
-    /// The panic message, the trap description or the kernel error.
-    pub message: String,
-    /// Wasm frames, innermost first.
-    pub backtrace: Vec<String>,
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "plugin {} {} failed ({}): {}",
-            self.plugin,
-            self.version,
-            self.kind.as_str(),
-            self.message
-        )
     }
 }
 
@@ -323,16 +273,9 @@ impl std::fmt::Debug for Loaded {
     }
 }
 
-/// What a call produced besides its return value.
-#[derive(Debug, Default)]
-pub struct CallOutcome {
-    /// Log lines written by the plugin.
-    pub logs: Vec<(String, String)>,
-}
-
 impl Loaded {
     /// Handle an HTTP request on a fresh instance, in one transaction
-    /// (read-only for GET and HEAD).
+    /// (read-only for GET and HEAD) that commits if the status is below 500.
     pub async fn request(&self, k: &Kernel, req: Request) -> Result<Response, CallError> {
         let mode = if matches!(req.method.as_str(), "GET" | "HEAD") {
             Mode::Read
@@ -344,36 +287,15 @@ impl Loaded {
                 .begin(k, mode, req.site.clone(), req.request_id.clone())
                 .await?;
             state.store.data_mut().set_caller(req.caller.person_id);
-            let run = async {
-                let instance = self.pre.instantiate_async(&mut state.store).await?;
-                instance
-                    .lifelong_plugin_handler()
-                    .call_handle_request(&mut state.store, &req)
-                    .await
+            let resp = self.run(&mut state, Export::Request(&req)).await?;
+            let Output::Response(resp) = resp else {
+                unreachable!("handle-request answers with a response")
             };
-            let res = tokio::time::timeout(self.deadline, run).await;
-            let res = match res {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(self.fail(
-                        &state.store,
-                        FailureKind::Deadline,
-                        "the call ran past its deadline".into(),
-                        vec![],
-                    ))
-                }
-            };
-            match res {
-                Ok(resp) => {
-                    let commit = resp.status < 500;
-                    state
-                        .finish(commit)
-                        .await
-                        .map_err(|e| self.kernel_error(e))?;
-                    Ok(resp)
-                }
-                Err(e) => Err(self.classify(&state.store, e)),
-            }
+            state
+                .finish(resp.status < 500)
+                .await
+                .map_err(|e| self.kernel_error(e))?;
+            Ok(resp)
         })
         .await
     }
@@ -383,58 +305,55 @@ impl Loaded {
     /// `Ok(Ok(false))` if another worker delivered it first.
     pub async fn event(&self, k: &Kernel, ev: Event) -> Result<Result<bool, String>, CallError> {
         self.with_retries(|| async {
+            let site = ev.site.clone().unwrap_or_default();
             let mut state = self
-                .begin(
-                    k,
-                    Mode::Write,
-                    ev.site.clone().unwrap_or_default(),
-                    format!("event-{}", ev.id),
-                )
+                .begin(k, Mode::Write, site, format!("event-{}", ev.id))
                 .await?;
             state.store.data_mut().mark_delivery(ev.id);
-            let run = async {
-                let instance = self.pre.instantiate_async(&mut state.store).await?;
-                instance
-                    .lifelong_plugin_handler()
-                    .call_handle_event(&mut state.store, &ev)
-                    .await
+            let Output::Event(result) = self.run(&mut state, Export::Event(&ev)).await? else {
+                unreachable!("handle-event answers with a result")
             };
-            let res = match tokio::time::timeout(self.deadline, run).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(self.fail(
-                        &state.store,
-                        FailureKind::Deadline,
-                        "the call ran past its deadline".into(),
-                        vec![],
-                    ))
-                }
-            };
-            match res {
-                Ok(Ok(())) => {
-                    let committed = state.finish(true).await.map_err(|e| self.kernel_error(e))?;
-                    Ok(Ok(committed))
-                }
-                Ok(Err(e)) => {
-                    state
-                        .finish(false)
-                        .await
-                        .map_err(|e| self.kernel_error(e))?;
-                    Ok(Err(e))
-                }
-                Err(e) => Err(self.classify(&state.store, e)),
-            }
+            let committed = state
+                .finish(result.is_ok())
+                .await
+                .map_err(|e| self.kernel_error(e))?;
+            Ok(result.map(|()| committed))
         })
         .await
     }
 
+    /// Instantiate and call one export under the deadline; a trap, a limit
+    /// or the deadline becomes a classified [`CallError`].
+    async fn run(&self, state: &mut Running, export: Export<'_>) -> Result<Output, CallError> {
+        let store = &mut state.store;
+        let call = async {
+            let instance = self.pre.instantiate_async(&mut *store).await?;
+            let handler = instance.lifelong_plugin_handler();
+            Ok(match export {
+                Export::Request(r) => {
+                    Output::Response(handler.call_handle_request(&mut *store, r).await?)
+                }
+                Export::Event(e) => Output::Event(handler.call_handle_event(&mut *store, e).await?),
+            })
+        };
+        match tokio::time::timeout(self.deadline, call).await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(failure::classify(&self.manifest, state.store.data(), e)),
+            Err(_) => Err(failure::deadline(&self.manifest, state.store.data())),
+        }
+    }
+
     fn detached_store(&self) -> Store<CallState> {
-        let state = CallState::detached(
+        self.store(CallState::detached(
             self.manifest.clone(),
             self.tables.clone(),
             self.subscriptions.clone(),
             self.memory,
-        );
+        ))
+    }
+
+    /// A store for one call: its limiter and its epoch deadline.
+    fn store(&self, state: CallState) -> Store<CallState> {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline((self.deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1);
@@ -504,99 +423,13 @@ impl Loaded {
         )
         .await
         .map_err(|e| self.kernel_error(e))?;
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline((self.deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1);
-        store.epoch_deadline_trap();
-        Ok(Running { store })
+        Ok(Running {
+            store: self.store(state),
+        })
     }
 
     fn kernel_error(&self, e: impl std::fmt::Display) -> CallError {
-        CallError {
-            plugin: self.manifest.id.clone(),
-            version: self.manifest.version.clone(),
-            kind: FailureKind::Kernel,
-            message: e.to_string(),
-            backtrace: vec![],
-        }
-    }
-
-    fn fail(
-        &self,
-        store: &Store<CallState>,
-        kind: FailureKind,
-        message: String,
-        backtrace: Vec<String>,
-    ) -> CallError {
-        let s = store.data();
-        let (kind, message) = match (&s.panic, kind) {
-            (Some(p), FailureKind::Trap) => (FailureKind::Panic, p.clone()),
-            (_, k) => (k, message),
-        };
-        CallError {
-            plugin: self.manifest.id.clone(),
-            version: self.manifest.version.clone(),
-            kind,
-            message,
-            backtrace,
-        }
-    }
-
-    fn classify(&self, store: &Store<CallState>, e: wasmtime::Error) -> CallError {
-        let backtrace = e
-            .downcast_ref::<wasmtime::WasmBacktrace>()
-            .map(|bt| {
-                bt.frames()
-                    .iter()
-                    .map(|f| {
-                        f.func_name()
-                            .map_or_else(|| format!("func[{}]", f.func_index()), |n| n.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(k) = store.data().kernel_failure.clone() {
-            return CallError {
-                backtrace,
-                ..self.kernel_error(k)
-            };
-        }
-        if store.data().limits.denied {
-            return self.fail(
-                store,
-                FailureKind::Memory,
-                "the plugin asked for more memory than its cap".into(),
-                backtrace,
-            );
-        }
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => self.fail(
-                store,
-                FailureKind::Deadline,
-                "the call ran past its deadline".into(),
-                backtrace,
-            ),
-            Some(Trap::StackOverflow) => self.fail(
-                store,
-                FailureKind::Stack,
-                "the call overflowed its stack".into(),
-                backtrace,
-            ),
-            // Rust guests keep locals on a stack in linear memory placed
-            // below their data; running it out faults just below address 0.
-            // A fault inside a deep run of one function is that, not a bug.
-            Some(Trap::MemoryOutOfBounds) if recursing(&backtrace) => self.fail(
-                store,
-                FailureKind::Stack,
-                "the call overflowed its stack (deep recursion ran out of the plugin's stack memory)".into(),
-                backtrace,
-            ),
-            Some(t) => self.fail(store, FailureKind::Trap, t.to_string(), backtrace),
-            None if store.data().panic.is_some() => {
-                self.fail(store, FailureKind::Trap, e.to_string(), backtrace)
-            }
-            None => self.kernel_error(format!("{e:#}")),
-        }
+        failure::kernel_error(&self.manifest, e)
     }
 }
 
@@ -611,15 +444,6 @@ impl Loaded {
 #[allow(unsafe_code)]
 fn load_cached(engine: &Engine, path: &std::path::Path) -> wasmtime::Result<Component> {
     unsafe { Component::deserialize_file(engine, path) }
-}
-
-/// True when the innermost frames repeat one function many times.
-fn recursing(frames: &[String]) -> bool {
-    let mut counts = std::collections::HashMap::new();
-    for f in frames {
-        *counts.entry(f.as_str()).or_insert(0) += 1;
-    }
-    counts.values().any(|n| *n >= 16)
 }
 
 /// A live instance kept for benchmarks.
@@ -638,6 +462,17 @@ impl LiveInstance {
             .call_handle_request(&mut self.store, req)
             .await
     }
+}
+
+/// Which export a call runs, and what it answered.
+enum Export<'a> {
+    Request(&'a Request),
+    Event(&'a Event),
+}
+
+enum Output {
+    Response(Response),
+    Event(Result<(), String>),
 }
 
 /// A call in progress.

@@ -1,0 +1,171 @@
+//! Why a plugin call failed: the structured error every failure becomes
+//! (plugin, version, kind, message, wasm backtrace), and how a trap, a limit
+//! or a kernel error is told apart.
+
+use super::call::CallState;
+use super::manifest::Manifest;
+use wasmtime::Trap;
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureKind {
+    Deadline,
+    Memory,
+    Stack,
+    Panic,
+    Trap,
+    /// The kernel could not run the call (database, pool exhausted).
+    Kernel,
+}
+
+impl FailureKind {
+    /// Stable name used in problem types, logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureKind::Deadline => "deadline",
+            FailureKind::Memory => "memory",
+            FailureKind::Stack => "stack",
+            FailureKind::Panic => "panic",
+            FailureKind::Trap => "trap",
+            FailureKind::Kernel => "kernel",
+        }
+    }
+}
+
+/// A failed call: which plugin, what kind, and what the guest was doing.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    pub plugin: String,
+    pub version: String,
+    pub kind: FailureKind,
+    /// The panic message, the trap description or the kernel error.
+    pub message: String,
+    /// Wasm frames, innermost first.
+    pub backtrace: Vec<String>,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "plugin {} {} failed ({}): {}",
+            self.plugin,
+            self.version,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+
+/// A failure of the kernel under the call (database, pool exhausted).
+pub(super) fn kernel_error(m: &Manifest, e: impl std::fmt::Display) -> CallError {
+    CallError {
+        plugin: m.id.clone(),
+        version: m.version.clone(),
+        kind: FailureKind::Kernel,
+        message: e.to_string(),
+        backtrace: vec![],
+    }
+}
+
+/// The call ran past its deadline while waiting (a host call, the pool).
+pub(super) fn deadline(m: &Manifest, s: &CallState) -> CallError {
+    fail(
+        m,
+        s,
+        FailureKind::Deadline,
+        "the call ran past its deadline".into(),
+        vec![],
+    )
+}
+
+/// A failure of `kind`; a trap after the SDK reported a panic is that panic.
+fn fail(
+    m: &Manifest,
+    s: &CallState,
+    kind: FailureKind,
+    message: String,
+    backtrace: Vec<String>,
+) -> CallError {
+    let (kind, message) = match (&s.panic, kind) {
+        (Some(p), FailureKind::Trap) => (FailureKind::Panic, p.clone()),
+        (_, k) => (k, message),
+    };
+    CallError {
+        plugin: m.id.clone(),
+        version: m.version.clone(),
+        kind,
+        message,
+        backtrace,
+    }
+}
+
+/// Classify an error out of the guest.
+pub(super) fn classify(m: &Manifest, s: &CallState, e: wasmtime::Error) -> CallError {
+    let backtrace: Vec<String> = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| {
+            bt.frames()
+                .iter()
+                .map(|f| {
+                    f.func_name()
+                        .map_or_else(|| format!("func[{}]", f.func_index()), |n| n.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(k) = s.kernel_failure.clone() {
+        return CallError {
+            backtrace,
+            ..kernel_error(m, k)
+        };
+    }
+    if s.limits.denied {
+        return fail(
+            m,
+            s,
+            FailureKind::Memory,
+            "the plugin asked for more memory than its cap".into(),
+            backtrace,
+        );
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => fail(
+            m,
+            s,
+            FailureKind::Deadline,
+            "the call ran past its deadline".into(),
+            backtrace,
+        ),
+        Some(Trap::StackOverflow) => fail(
+            m,
+            s,
+            FailureKind::Stack,
+            "the call overflowed its stack".into(),
+            backtrace,
+        ),
+        // Rust guests keep locals on a stack in linear memory placed below
+        // their data; running it out faults just below address 0. A fault
+        // inside a deep run of one function is that, not a bug.
+        Some(Trap::MemoryOutOfBounds) if recursing(&backtrace) => fail(
+            m,
+            s,
+            FailureKind::Stack,
+            "the call overflowed its stack (deep recursion ran out of the plugin's stack memory)"
+                .into(),
+            backtrace,
+        ),
+        Some(t) => fail(m, s, FailureKind::Trap, t.to_string(), backtrace),
+        None if s.panic.is_some() => fail(m, s, FailureKind::Trap, e.to_string(), backtrace),
+        None => kernel_error(m, format!("{e:#}")),
+    }
+}
+
+/// True when the innermost frames repeat one function many times.
+fn recursing(frames: &[String]) -> bool {
+    let mut counts = std::collections::HashMap::new();
+    for f in frames {
+        *counts.entry(f.as_str()).or_insert(0) += 1;
+    }
+    counts.values().any(|n| *n >= 16)
+}
