@@ -1,0 +1,249 @@
+//! The kernel interfaces plugins import, each behind its capability.
+
+use crate::{person, plugin_dir, probe, site_tree, TREE};
+use kernel::plugins::FailureKind;
+use lifelong_harness::TestKernel;
+use serde_json::json;
+
+/// A capability the plugin did not declare is refused with a typed error;
+/// the plugin that declared it reads the site registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_need_the_declared_capability() {
+    let k = TestKernel::sqlite().await;
+    site_tree(
+        &k,
+        &[("CITY", "city", None), ("T1", "township", Some("CITY"))],
+    )
+    .await;
+    let p = probe(&k).await;
+    let other = k.load(plugin_dir("other")).await;
+    let anon = k.anonymous();
+    assert_eq!(
+        p.get("/sites/CITY", &anon).await.unwrap(),
+        (
+            200,
+            json!({ "code": "CITY", "level": "city", "children": ["T1"] })
+        )
+    );
+    let (s, v) = p.get("/sites/NOPE", &anon).await.unwrap();
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = other.get("/sites/CITY", &anon).await.unwrap();
+    assert_eq!(s, 403);
+    assert_eq!(v["type"], "urn:lifelong:problem:capability-denied");
+    assert_eq!(
+        v["detail"],
+        "plugin other does not have the capability sites.read"
+    );
+    k.cleanup().await;
+}
+
+/// A learning outcome recorded by a plugin commits with the call: once per
+/// idempotency key, never after a trap, and only with the capability.
+async fn outcomes_commit_with_the_call(k: TestKernel) {
+    site_tree(&k, &[("CITY", "city", None)]).await;
+    let mut people = Vec::new();
+    for n in 0..2u32 {
+        let (id, _) = person(
+            &k,
+            n * 2 + 1,
+            (1955, 3, 1),
+            kernel::idnumber::Sex::Male,
+            "CITY",
+        )
+        .await;
+        people.push(id);
+    }
+    let p = probe(&k).await;
+    let other = k.load(plugin_dir("other")).await;
+    let anon = k.anonymous();
+    let entries = |person: i64| {
+        let db = k.kernel.db.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM ledger_entries e JOIN accounts a ON a.id = e.account_id WHERE a.person_id = $1",
+            )
+            .bind(person)
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+            n
+        }
+    };
+    let (s, v) = p
+        .post(&format!("/outcomes/{}", people[0]), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["replayed"], false);
+    let (s, v2) = p
+        .post(&format!("/outcomes/{}", people[0]), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, &v2["replayed"], &v2["entry"]),
+        (200, &json!(true), &v["entry"])
+    );
+    assert_eq!(entries(people[0]).await, 1, "the same key records once");
+    let err = p
+        .post(&format!("/outcomes/{}?trap", people[1]), None, &anon)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::Panic);
+    assert_eq!(
+        entries(people[1]).await,
+        0,
+        "a trapped call recorded nothing"
+    );
+    let (s, v) = other
+        .post(&format!("/outcomes/{}", people[1]), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 403);
+    assert_eq!(
+        v["detail"],
+        "plugin other does not have the capability accounts.record"
+    );
+    assert_eq!(entries(people[1]).await, 0);
+    let report = kernel::accounts::ledger::verify(&k.kernel.db, 2)
+        .await
+        .unwrap();
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+    k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_commit_with_the_call_sqlite() {
+    outcomes_commit_with_the_call(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_commit_with_the_call_postgres() {
+    outcomes_commit_with_the_call(TestKernel::postgres().await).await;
+}
+
+/// Persons are visible to a plugin only as the caller or within the
+/// subtree of the call's site, always masked; roles cover subtrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_is_scoped_to_the_call_site_and_masked() {
+    let k = TestKernel::sqlite().await;
+    let sys = kernel::authz::Actor::System("test");
+    site_tree(&k, TREE).await;
+    let mut ids = Vec::new();
+    for (n, home) in [(1u32, "T1-V1"), (3, "T2")] {
+        ids.push(
+            person(&k, n, (1958, 5, 17), kernel::idnumber::Sex::Male, home)
+                .await
+                .0,
+        );
+    }
+    kernel::identity::grant(&k.kernel, &sys, ids[0], "teacher", "T1")
+        .await
+        .unwrap();
+    let p = probe(&k).await;
+    let at_t1 = p.at("T1");
+    let anon = k.anonymous();
+    let (s, v) = at_t1
+        .get(&format!("/people/{}", ids[0]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["birth_date"], "1958-05-17");
+    assert_eq!(v["home"], "T1-V1");
+    let masked = v["id_number"].as_str().unwrap();
+    assert!(
+        masked.contains("**********") && masked.len() == 18,
+        "{masked}"
+    );
+    // The T2 resident is outside T1's subtree: not found, unless they are the caller.
+    let (s, _) = at_t1
+        .get(&format!("/people/{}", ids[1]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+    let (s, _) = at_t1
+        .get(&format!("/people/{}", ids[1]), &k.person(ids[1], &[]))
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    // A role at T1 covers T1-V1 but not T2.
+    let (_, v) = at_t1
+        .get(&format!("/people/{}/is/teacher/at/T1-V1", ids[0]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(v, json!({ "yes": true }));
+    let (_, v) = at_t1
+        .get(&format!("/people/{}/is/teacher/at/T2", ids[0]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(v, json!({ "yes": false }));
+    let other = k.load(plugin_dir("other")).await.at("T1");
+    let (s, v) = other
+        .get(&format!("/people/{}", ids[0]), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 403);
+    assert_eq!(
+        v["detail"],
+        "plugin other does not have the capability identity.read"
+    );
+    k.cleanup().await;
+}
+
+/// Settings: the declared default, a value set at a township holding for
+/// its villages, type-checked, and only by an admin over the site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_are_inherited_down_the_site_tree() {
+    let k = TestKernel::sqlite().await;
+    let sys = kernel::authz::Actor::System("test");
+    site_tree(&k, TREE).await;
+    let p = probe(&k).await;
+    let anon = k.anonymous();
+    let value_at = |site: &'static str| {
+        let p = p.at(site);
+        let anon = anon.clone();
+        async move { p.get("/settings/min_age", &anon).await.unwrap() }
+    };
+    assert_eq!(
+        value_at("T1-V1").await,
+        (200, json!({ "value": 50 })),
+        "the declared default"
+    );
+    kernel::plugins::settings::set(
+        &k.kernel,
+        &sys,
+        &p.loaded.manifest,
+        "T1",
+        "min_age",
+        json!(55),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        value_at("T1-V1").await,
+        (200, json!({ "value": 55 })),
+        "inherited from T1"
+    );
+    assert_eq!(
+        value_at("T2").await,
+        (200, json!({ "value": 50 })),
+        "T2 keeps the default"
+    );
+    let err = kernel::plugins::settings::set(
+        &k.kernel,
+        &sys,
+        &p.loaded.manifest,
+        "T1",
+        "min_age",
+        json!("old"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "value: setting min_age of plugin probe is of type integer"
+    );
+    let (s, v) = p.at("T1").get("/settings/nope", &anon).await.unwrap();
+    assert_eq!(s, 404);
+    assert_eq!(v["detail"], "plugin probe declares no setting \"nope\"");
+    k.cleanup().await;
+}
