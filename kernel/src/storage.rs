@@ -11,7 +11,10 @@
 
 mod migrate;
 mod postgres;
+mod scratch;
 mod sqlite;
+
+pub use scratch::ScratchDb;
 
 pub use sqlite::open_native;
 

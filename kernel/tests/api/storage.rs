@@ -1,26 +1,15 @@
 //! Storage-level behaviour that the HTTP tests cannot show.
 
-use kernel::storage::{migrate, Db};
+use kernel::storage::{migrate, Db, ScratchDb};
 
 /// Several nodes starting at once against one fresh PostgreSQL database:
 /// every migration is applied exactly once and every node comes up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_postgres_migrations_apply_once() {
-    let base = std::env::var("LIFELONG_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = format!(
-        "lifelong_t_{}_{}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let admin = Db::connect(&format!("{base}/postgres")).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(admin.reader())
-        .await
-        .unwrap();
+    let scratch = ScratchDb::create().await.unwrap();
     let mut nodes = Vec::new();
     for _ in 0..4 {
-        nodes.push(Db::connect(&format!("{base}/{name}")).await.unwrap());
+        nodes.push(Db::connect(&scratch.url()).await.unwrap());
     }
     let runs = futures_util::future::join_all(nodes.iter().map(migrate)).await;
     let mut applied = 0;
@@ -37,9 +26,5 @@ async fn concurrent_postgres_migrations_apply_once() {
     for db in &nodes {
         db.close().await;
     }
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(admin.reader())
-        .await
-        .unwrap();
-    admin.close().await;
+    scratch.drop_database().await;
 }

@@ -11,7 +11,7 @@ use kernel::http::{app, AppState};
 use kernel::identity::{self, NewPerson};
 use kernel::idnumber::{synthesize, Sex};
 use kernel::sites::{self, NewSite};
-use kernel::storage::Db;
+use kernel::storage::{Db, ScratchDb};
 use kernel::{crypto::PiiKeys, Kernel};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -57,7 +57,7 @@ pub struct Env {
     pub t1_admin_id: i64,
     pub learner: String,
     pub learner_id: i64,
-    pg: Option<(String, String)>,
+    pg: Option<ScratchDb>,
     _dir: std::sync::Arc<Option<tempfile::TempDir>>,
 }
 
@@ -87,22 +87,10 @@ impl Env {
                 )
             }
             Backend::Postgres => {
-                let base = std::env::var("LIFELONG_TEST_PG")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-                let name = format!(
-                    "lifelong_t_{}_{}",
-                    std::process::id(),
-                    rand::random::<u32>()
-                );
-                let admin = Db::connect(&format!("{base}/postgres"))
+                let scratch = ScratchDb::create()
                     .await
                     .expect("PostgreSQL must run at LIFELONG_TEST_PG");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(admin.reader())
-                    .await
-                    .unwrap();
-                admin.close().await;
-                (format!("{base}/{name}"), None, Some((base, name)))
+                (scratch.url(), None, Some(scratch))
             }
         };
         let db = Db::open(&url).await.unwrap();
@@ -157,13 +145,8 @@ impl Env {
     /// Drop the PostgreSQL database of this test.
     pub async fn cleanup(&self) {
         self.kernel.db.close().await;
-        if let Some((base, name)) = &self.pg {
-            if let Ok(admin) = Db::connect(&format!("{base}/postgres")).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(admin.reader())
-                    .await;
-                admin.close().await;
-            }
+        if let Some(scratch) = &self.pg {
+            scratch.drop_database().await;
         }
     }
 

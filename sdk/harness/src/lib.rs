@@ -14,7 +14,7 @@
 
 use kernel::plugins::runtime::{Caller, Request};
 use kernel::plugins::{CallError, Loaded, Runtime, RuntimeLimits};
-use kernel::storage::Db;
+use kernel::storage::{Db, ScratchDb};
 use kernel::{crypto::PiiKeys, Kernel};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,7 +110,7 @@ pub struct TestKernel {
     /// The plugin runtime.
     pub runtime: Runtime,
     url: String,
-    pg: Option<(String, String)>,
+    pg: Option<ScratchDb>,
     /// Attempts before a failing delivery is parked (default 5).
     pub max_attempts: i64,
     /// Where compiled components are cached (next to a SQLite test database).
@@ -134,25 +134,13 @@ impl TestKernel {
     /// On a fresh PostgreSQL database at `LIFELONG_TEST_PG` (default
     /// `postgres://postgres@127.0.0.1:5432`), dropped by [`TestKernel::cleanup`].
     pub async fn postgres() -> TestKernel {
-        let base = std::env::var("LIFELONG_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let name = format!(
-            "lifelong_t_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let admin = Db::connect(&format!("{base}/postgres"))
+        let scratch = ScratchDb::create()
             .await
             .expect("PostgreSQL must run at LIFELONG_TEST_PG");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(admin.reader())
-            .await
-            .expect("create database");
-        admin.close().await;
         TestKernel::open(
-            &format!("{base}/{name}"),
+            &scratch.url(),
             RuntimeLimits::default(),
-            Some((base, name)),
+            Some(scratch),
             None,
         )
         .await
@@ -161,7 +149,7 @@ impl TestKernel {
     async fn open(
         url: &str,
         limits: RuntimeLimits,
-        pg: Option<(String, String)>,
+        pg: Option<ScratchDb>,
         dir: Option<tempfile::TempDir>,
     ) -> TestKernel {
         let db = Db::open(url)
@@ -267,13 +255,8 @@ impl TestKernel {
     /// Drop the PostgreSQL database, if any.
     pub async fn cleanup(&self) {
         self.kernel.db.close().await;
-        if let Some((base, name)) = &self.pg {
-            if let Ok(admin) = Db::connect(&format!("{base}/postgres")).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(admin.reader())
-                    .await;
-                admin.close().await;
-            }
+        if let Some(scratch) = &self.pg {
+            scratch.drop_database().await;
         }
     }
 }
