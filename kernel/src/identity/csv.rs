@@ -13,7 +13,7 @@ use crate::crypto::PiiKeys;
 use crate::error::FieldError;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::sites::csv::{ImportError, RowError};
+use crate::sites::csv::{read_rows, ImportError, RowError};
 use crate::sites::{self, Site};
 use crate::storage::{now_micros, Tx};
 use std::collections::HashMap;
@@ -110,59 +110,12 @@ pub async fn import(
     insert(k, actor, ready, progress).await
 }
 
-/// Parsed CSV records: (line, person) and the rows that did not parse.
-/// Records by line, and the rows that did not parse.
+/// Records by line, and the rows that could not be read.
 type Parsed = (Vec<(usize, NewPerson)>, Vec<RowError>);
 
 fn parse(input: &str) -> Result<Parsed, ImportError> {
-    let mut reader = ::csv::ReaderBuilder::new()
-        .trim(::csv::Trim::All)
-        .from_reader(input.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| {
-            ImportError::Rows(vec![RowError {
-                line: 1,
-                field: "header".into(),
-                message: e.to_string(),
-            }])
-        })?
-        .clone();
-    let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
-    let missing: Vec<RowError> = ["name", "id_number", "home_site"]
-        .iter()
-        .filter(|c| !index.contains_key(**c))
-        .map(|c| RowError {
-            line: 1,
-            field: (*c).into(),
-            message: "required column is missing".into(),
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(ImportError::Rows(missing));
-    }
     let mut records = Vec::new();
-    let mut errors = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(RowError {
-                    line,
-                    field: "row".into(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let get = |n: &str| {
-            index
-                .get(n)
-                .and_then(|i| rec.get(*i))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
+    let unreadable = read_rows(input, &["name", "id_number", "home_site"], |line, get| {
         records.push((
             line,
             NewPerson {
@@ -176,8 +129,9 @@ fn parse(input: &str) -> Result<Parsed, ImportError> {
                 password: None,
             },
         ));
-    }
-    Ok((records, errors))
+    })
+    .map_err(ImportError::Rows)?;
+    Ok((records, unreadable))
 }
 
 type Validated = (usize, String, std::result::Result<Sealed, Vec<FieldError>>);

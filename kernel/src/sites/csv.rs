@@ -120,55 +120,66 @@ struct Row {
     site: NewSite,
 }
 
-fn parse(input: &str) -> std::result::Result<Vec<Row>, Vec<RowError>> {
+/// Read an admin's CSV file (a header row, cells trimmed): check the header
+/// has every `required` column, then hand each data row to `each` with its
+/// line number and a by-name cell reader (empty cells read as `None`).
+/// Returns the rows that could not be read; a bad header is the error.
+pub(crate) fn read_rows(
+    input: &str,
+    required: &[&str],
+    mut each: impl FnMut(usize, &dyn Fn(&str) -> Option<String>),
+) -> std::result::Result<Vec<RowError>, Vec<RowError>> {
     let mut reader = ::csv::ReaderBuilder::new()
         .trim(::csv::Trim::All)
         .from_reader(input.as_bytes());
-    let mut errors = Vec::new();
-    let headers = match reader.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            return Err(vec![RowError {
+    let headers = reader
+        .headers()
+        .map_err(|e| {
+            vec![RowError {
                 line: 1,
                 field: "header".into(),
                 message: e.to_string(),
-            }])
-        }
-    };
+            }]
+        })?
+        .clone();
     let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
-    for required in ["code", "name_zh", "kind"] {
-        if !index.contains_key(required) {
-            errors.push(RowError {
-                line: 1,
-                field: required.into(),
-                message: "required column is missing".into(),
-            });
-        }
+    let missing: Vec<RowError> = required
+        .iter()
+        .filter(|c| !index.contains_key(**c))
+        .map(|c| RowError {
+            line: 1,
+            field: (*c).into(),
+            message: "required column is missing".into(),
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let mut rows = Vec::new();
+    let mut unreadable = Vec::new();
     for (i, rec) in reader.records().enumerate() {
         let line = i + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(RowError {
-                    line,
-                    field: "row".into(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let get = |name: &str| -> Option<String> {
-            index
-                .get(name)
-                .and_then(|i| rec.get(*i))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
+        match rec {
+            Ok(rec) => each(line, &|name: &str| {
+                index
+                    .get(name)
+                    .and_then(|i| rec.get(*i))
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            }),
+            Err(e) => unreadable.push(RowError {
+                line,
+                field: "row".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    Ok(unreadable)
+}
+
+fn parse(input: &str) -> std::result::Result<Vec<Row>, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    let unreadable = read_rows(input, &["code", "name_zh", "kind"], |line, get| {
         let mut num = |name: &str| -> Option<f64> {
             let v = get(name)?;
             match v.parse::<f64>() {
@@ -206,7 +217,9 @@ fn parse(input: &str) -> std::result::Result<Vec<Row>, Vec<RowError>> {
             });
         }
         rows.push(Row { line, site });
-    }
+    })?;
+    errors.extend(unreadable);
+    errors.sort_by_key(|e| e.line);
     if errors.is_empty() {
         Ok(rows)
     } else {
