@@ -47,6 +47,8 @@ pub const EVENTS: &[&str] = &[
     "account.unfreeze",
     "ledger.record",
     "ledger.reverse",
+    "plugin.enable",
+    "plugin.disable",
 ];
 
 const EVENT: &str = "INSERT INTO plugin_outbox (name, payload, site, published_at, fanned) VALUES ($1, $2, $3, $4, 0)";

@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod plugin;
+
 /// Lifelong: the city's lifelong-education platform kernel.
 #[derive(Parser, Debug)]
 #[command(name = "lifelong", version, about)]
@@ -50,6 +52,11 @@ pub enum Command {
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
+    },
+    /// Plugin packages: build, sign, install, enable, grant, upgrade, roll back.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
     },
     /// Build a demo city (if the database is empty) and serve it.
     Demo {
@@ -299,6 +306,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Plugin { command } => plugin::run(&cfg, command).await?,
         Command::Demo { no_serve } => {
             let k = open(&cfg).await?;
             let summary = crate::demo::build(&k).await?;
@@ -331,18 +339,24 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(k.clone(), &cfg.limits);
     let runtime = crate::plugins::Runtime::new(crate::plugins::RuntimeLimits::default())
         .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
-    load_plugins(
-        &cfg.plugins_dir(),
-        &cfg.data_dir.join("compiled"),
-        &k,
-        &runtime,
-        &state,
-    )
-    .await?;
-    spawn_event_delivery(k.clone(), runtime, state.clone());
+    let registry = crate::plugins::registry::Registry::new(
+        k.clone(),
+        runtime,
+        Some(cfg.compiled_dir()),
+        cfg.dev_mode,
+    );
+    if cfg.dev_mode {
+        tracing::warn!("DEVELOPMENT MODE: unsigned plugin packages and unknown publishers are accepted");
+        eprintln!("warning: development mode: unsigned plugin packages and unknown publishers are accepted; never run a production kernel like this");
+    }
+    registry.refresh().await?;
+    for (id, version) in registry.loaded() {
+        tracing::info!(plugin = %id, %version, "plugin loaded");
+    }
+    let state = AppState::new(k.clone(), &cfg.limits).with_registry(registry.clone());
+    spawn_plugin_loop(k.clone(), registry);
     let app = http::app(state, &cfg.limits);
     // Tests and scripts read this line to find the port.
     println!("listening on http://{addr}");
@@ -353,53 +367,22 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
     Ok(())
 }
 
-/// Load every plugin under `dir` (`<name>/plugin.toml` + `<name>/plugin.wasm`).
-/// A plugin that fails to load is reported and skipped; the kernel serves on.
-async fn load_plugins(
-    dir: &std::path::Path,
-    cache: &std::path::Path,
-    k: &Kernel,
-    runtime: &crate::plugins::Runtime,
-    state: &AppState,
-) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    let mut dirs: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    for d in dirs {
-        let loaded = async {
-            let manifest = std::fs::read_to_string(d.join("plugin.toml"))?;
-            let wasm = std::fs::read(d.join("plugin.wasm"))?;
-            crate::plugins::load(k, runtime, &manifest, &wasm, Some(cache)).await
-        }
-        .await;
-        match loaded {
-            Ok(p) => {
-                tracing::info!(plugin = %p.manifest.id, version = %p.manifest.version, "plugin loaded");
-                state.add_plugin(p);
-            }
-            Err(e) => {
-                tracing::error!(dir = %d.display(), "plugin not loaded: {e:#}");
-                eprintln!("warning: plugin in {} not loaded: {e:#}", d.display());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Deliver published events to loaded subscribers, forever, every 250 ms.
-fn spawn_event_delivery(k: Kernel, runtime: crate::plugins::Runtime, state: AppState) {
+/// Every 250 ms: reload the registry view if it changed (another node or
+/// the CLI), fan kernel events out to subscribers, and deliver due events.
+fn spawn_plugin_loop(k: Kernel, registry: crate::plugins::registry::Registry) {
     tokio::spawn(async move {
         loop {
+            if let Err(e) = registry.refresh().await {
+                tracing::warn!("plugin registry reload failed: {e}");
+            }
+            let runtime = registry.runtime();
             if let Err(e) = crate::plugins::events::fan_out(&k, |e| runtime.subscribers_of(e)).await
             {
                 tracing::warn!("kernel event fan-out failed: {e}");
             }
-            if let Err(e) = crate::plugins::events::deliver_due(&k, |id| state.plugin(id), 8).await
+            if let Err(e) =
+                crate::plugins::events::deliver_due(&k, |p, site| registry.route_event(p, site), 8)
+                    .await
             {
                 tracing::warn!("event delivery pass failed: {e}");
             }

@@ -30,10 +30,10 @@ pub struct Config {
     pub token_ttl_secs: i64,
     /// Request limits.
     pub limits: Limits,
-    /// Plugins served at start-up: each subdirectory holding `plugin.toml`
-    /// and `plugin.wasm` (a component). Default `<data_dir>/plugins`.
-    /// Env: `LIFELONG_PLUGINS_DIR`.
-    pub plugins_dir: Option<PathBuf>,
+    /// Development mode: plugin packages that are unsigned or signed by a
+    /// publisher not in the trust store are accepted (said at start-up and
+    /// in `/readyz`). Never in production. Env: `LIFELONG_DEV_MODE=1`.
+    pub dev_mode: bool,
 }
 
 /// Limits applied to every API request.
@@ -68,7 +68,7 @@ impl Default for Config {
             pii_key: None,
             token_ttl_secs: 12 * 3600,
             limits: Limits::default(),
-            plugins_dir: None,
+            dev_mode: false,
         }
     }
 }
@@ -82,7 +82,7 @@ impl fmt::Debug for Config {
             .field("pii_key", &self.pii_key.as_ref().map(|_| "***"))
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("limits", &self.limits)
-            .field("plugins_dir", &self.plugins_dir())
+            .field("dev_mode", &self.dev_mode)
             .finish()
     }
 }
@@ -144,8 +144,17 @@ impl Config {
         if let Some(v) = get("LIFELONG_PII_KEY") {
             self.pii_key = Some(v);
         }
-        if let Some(v) = get("LIFELONG_PLUGINS_DIR") {
-            self.plugins_dir = Some(v.into());
+        if let Some(v) = get("LIFELONG_DEV_MODE") {
+            self.dev_mode = match v.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" | "" => false,
+                _ => {
+                    return Err(ConfigError::Env(
+                        "LIFELONG_DEV_MODE",
+                        format!("{v:?} is not 1 or 0"),
+                    ))
+                }
+            };
         }
         if let Some(v) = get("LIFELONG_TOKEN_TTL_SECS") {
             self.token_ttl_secs = num("LIFELONG_TOKEN_TTL_SECS", v)?;
@@ -162,11 +171,9 @@ impl Config {
         Ok(())
     }
 
-    /// The effective plugins directory.
-    pub fn plugins_dir(&self) -> PathBuf {
-        self.plugins_dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("plugins"))
+    /// Where compiled plugin components are cached.
+    pub fn compiled_dir(&self) -> PathBuf {
+        self.data_dir.join("compiled")
     }
 
     /// The effective database URL.

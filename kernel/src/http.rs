@@ -18,6 +18,7 @@ mod extract;
 pub mod openapi;
 mod page;
 mod persons;
+mod plugin_admin;
 mod plugins;
 mod sites;
 
@@ -42,11 +43,13 @@ pub struct AppState {
     limiter: Arc<Semaphore>,
     max_concurrent: usize,
     timeout: Duration,
-    plugins: Arc<std::sync::RwLock<std::collections::HashMap<String, crate::plugins::Loaded>>>,
-    /// Site codes known to exist. Codes never change and sites are never
-    /// deleted (closing keeps them), so a code once found stays valid; the
-    /// set is bounded by the number of sites.
-    known_sites: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    registry: Option<crate::plugins::registry::Registry>,
+    /// Site code → path, for plugin calls. Codes never change and sites are
+    /// never deleted (closing keeps them); a path changes only when a site
+    /// moves, which bumps the plugin registry's generation, so the map is
+    /// dropped whenever the generation it was filled under is no longer
+    /// current. Bounded by the number of sites.
+    known_sites: Arc<std::sync::RwLock<(i64, std::collections::HashMap<String, String>)>>,
 }
 
 impl AppState {
@@ -58,32 +61,36 @@ impl AppState {
             limiter: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
             timeout: Duration::from_millis(limits.request_timeout_ms.max(1)),
-            plugins: Arc::default(),
+            registry: None,
             known_sites: Arc::default(),
         }
     }
 
-    fn site_known(&self, code: &str) -> bool {
-        let set = self.known_sites.read().unwrap_or_else(|e| e.into_inner());
-        set.contains(code)
+    /// Serve the plugins of `registry` under `/api/v1/plugins/<id>/…` and
+    /// its administration under `/api/v1/plugin-registry`.
+    pub fn with_registry(mut self, registry: crate::plugins::registry::Registry) -> AppState {
+        self.registry = Some(registry);
+        self
     }
 
-    fn remember_site(&self, code: &str) {
-        let mut set = self.known_sites.write().unwrap_or_else(|e| e.into_inner());
-        set.insert(code.to_string());
+    /// The plugin registry, if this kernel runs plugins.
+    pub fn registry(&self) -> Option<&crate::plugins::registry::Registry> {
+        self.registry.as_ref()
     }
 
-    /// Serve `plugin` under `/api/v1/plugins/<id>/…` (replacing any loaded
-    /// version; calls in flight finish on the one they started with).
-    pub fn add_plugin(&self, plugin: crate::plugins::Loaded) {
-        let mut map = self.plugins.write().unwrap_or_else(|e| e.into_inner());
-        map.insert(plugin.manifest.id.clone(), plugin);
+    fn site_path(&self, code: &str) -> Option<String> {
+        let generation = self.registry.as_ref().map_or(0, |r| r.generation());
+        let map = self.known_sites.read().unwrap_or_else(|e| e.into_inner());
+        (map.0 == generation).then(|| map.1.get(code).cloned()).flatten()
     }
 
-    /// The loaded plugin `id`.
-    pub fn plugin(&self, id: &str) -> Option<crate::plugins::Loaded> {
-        let map = self.plugins.read().unwrap_or_else(|e| e.into_inner());
-        map.get(id).cloned()
+    fn remember_site(&self, code: &str, path: &str) {
+        let generation = self.registry.as_ref().map_or(0, |r| r.generation());
+        let mut map = self.known_sites.write().unwrap_or_else(|e| e.into_inner());
+        if map.0 != generation {
+            *map = (generation, Default::default());
+        }
+        map.1.insert(code.to_string(), path.to_string());
     }
 
     /// API requests in progress right now.
@@ -101,6 +108,7 @@ pub fn app(state: AppState, limits: &Limits) -> Router {
         .merge(accounts::router())
         .merge(audit::router())
         .merge(plugins::router())
+        .merge(plugin_admin::router())
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -108,6 +116,7 @@ pub fn app(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(plugin_admin::metrics))
         .nest("/api/v1", api)
         .fallback(no_route)
         .with_state(state)
@@ -119,7 +128,13 @@ async fn no_route(uri: Uri) -> ApiError {
 
 async fn ready(State(state): State<AppState>) -> Response {
     if state.kernel.db.ping().await {
-        axum::Json(serde_json::json!({ "status": "ready", "database": "ok" })).into_response()
+        let mut body = serde_json::json!({ "status": "ready", "database": "ok" });
+        if let Some(r) = &state.registry {
+            body["plugins"] = serde_json::json!(r.loaded().len());
+            // Said loudly: this kernel accepts unsigned plugin packages.
+            body["dev_mode"] = serde_json::json!(r.dev_mode());
+        }
+        axum::Json(body).into_response()
     } else {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -10,15 +10,22 @@
 //! - `failure.rs`: what a failed call becomes (kind, message, backtrace);
 //! - `runtime.rs`: the engine, pre-linking, the on-disk artifact cache, and
 //!   running a call on a fresh instance;
-//! - `events.rs`, `settings.rs`: event delivery and per-site settings.
+//! - `events.rs`, `settings.rs`: event delivery and per-site settings;
+//! - `package.rs`: the one-file signed package, building one from a crate;
+//! - `registry.rs`: install, upgrade, rollback, removal, trust store,
+//!   per-site enablement and grants, and which version serves a call;
+//! - `metrics.rs`: per-version counters for `/metrics` and recent logs.
 //!
-//! This module knows nothing about HTTP routing or packages.
+//! This module knows nothing about HTTP routing.
 
 pub mod call;
 pub mod events;
 pub mod failure;
 pub mod host;
 pub mod manifest;
+pub mod metrics;
+pub mod package;
+pub mod registry;
 pub mod runtime;
 pub mod settings;
 pub mod tables;
@@ -29,9 +36,11 @@ pub use runtime::{Loaded, Runtime, RuntimeLimits};
 
 use crate::kernel::Kernel;
 
-/// Load a plugin from its manifest text and component bytes: check the
-/// manifest, create or extend its tables, compile (through the on-disk
-/// cache in `cache`, if given) and pre-link it.
+/// Load a plugin directly from its manifest text and component bytes, outside
+/// the registry (the test harness and benchmarks): check the manifest,
+/// create or extend its tables, compile (through the on-disk cache in
+/// `cache`, if given) and pre-link it. A plugin loaded this way has every
+/// capability it declares; serving goes through [`registry::Registry`].
 pub async fn load(
     k: &Kernel,
     rt: &Runtime,
@@ -49,5 +58,6 @@ pub async fn load(
         .await
         .map_err(|e| anyhow::anyhow!("creating the tables of {}: {e}", manifest.id))?;
     tx.commit().await?;
+    rt.subscribe(&manifest);
     rt.prepare(manifest, &component, k.db.backend())
 }

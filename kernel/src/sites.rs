@@ -638,6 +638,11 @@ async fn move_site(tx: &mut Tx, actor: &Actor, site: &Site, new_parent_code: &st
         .bind(site.id)
         .execute(&mut **tx)
         .await?;
+    // Plugin enablement and grants are inherited along paths: every node
+    // must reload its view of them.
+    sqlx::query("UPDATE plugin_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -142,8 +142,11 @@ async fn main() {
         max_concurrent_requests: 10_000,
         ..Default::default()
     };
-    let state = kernel::http::AppState::new(k.kernel.clone(), &limits);
-    state.add_plugin(probe.loaded.clone());
+    // Served as in production: installed, granted and enabled at the city.
+    k.install(&k.package(&dir).await).await;
+    k.enable("probe", "CITY").await;
+    let state =
+        kernel::http::AppState::new(k.kernel.clone(), &limits).with_registry(k.registry.clone());
     let kern = k.kernel.clone();
     let kern2 = k.kernel.clone();
     let app = kernel::http::app(state, &limits)

@@ -11,6 +11,7 @@ use super::extract::Auth;
 use super::AppState;
 use crate::authz::Actor;
 use crate::plugins::runtime::{Caller, Request as PluginRequest};
+use crate::plugins::registry::Refusal;
 use crate::plugins::{CallError, FailureKind};
 use crate::sites;
 use axum::body::{Body, Bytes};
@@ -58,6 +59,26 @@ struct SettingValue {
     value: serde_json::Value,
 }
 
+/// The active manifest of an installed plugin, or 404.
+pub(super) fn manifest_of(
+    state: &AppState,
+    plugin: &str,
+) -> Result<std::sync::Arc<crate::plugins::Manifest>, ApiError> {
+    state
+        .registry()
+        .and_then(|r| r.manifest(plugin))
+        .ok_or_else(|| not_installed(plugin))
+}
+
+fn not_installed(plugin: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        format!("no plugin {plugin:?} is installed"),
+    )
+}
+
 /// Set a plugin's setting at a site (admins over that site).
 async fn set_setting(
     State(state): State<AppState>,
@@ -65,23 +86,9 @@ async fn set_setting(
     Path((plugin, site, name)): Path<(String, String, String)>,
     super::extract::Json(body): super::extract::Json<SettingValue>,
 ) -> Result<Response, ApiError> {
-    let loaded = state.plugin(&plugin).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            format!("no plugin {plugin:?} is installed"),
-        )
-    })?;
-    crate::plugins::settings::set(
-        &state.kernel,
-        &actor,
-        &loaded.manifest,
-        &site,
-        &name,
-        body.value,
-    )
-    .await?;
+    let manifest = manifest_of(&state, &plugin)?;
+    crate::plugins::settings::set(&state.kernel, &actor, &manifest, &site, &name, body.value)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -91,20 +98,13 @@ async fn settings_at(
     Auth(actor, _): Auth,
     Path((plugin, site)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let loaded = state.plugin(&plugin).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            format!("no plugin {plugin:?} is installed"),
-        )
-    })?;
+    let manifest = manifest_of(&state, &plugin)?;
     let site = sites::get(&state.kernel.db, &actor, &site).await?;
     let mut out = serde_json::Map::new();
-    for def in &loaded.manifest.settings {
+    for def in &manifest.settings {
         let v = crate::plugins::settings::effective(
             &state.kernel,
-            &loaded.manifest,
+            &manifest,
             Some(&site.path),
             &def.name,
         )
@@ -209,13 +209,8 @@ async fn call(
     rest: String,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let Some(loaded) = state.plugin(&plugin) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            format!("no plugin {plugin:?} is installed"),
-        ));
+    let Some(registry) = state.registry() else {
+        return Err(not_installed(&plugin));
     };
     let (mut parts, body) = req.into_parts();
     let actor = if parts.headers.contains_key(header::AUTHORIZATION) {
@@ -235,23 +230,52 @@ async fn call(
         }
         _ => None,
     };
-    let site = match site {
-        Some(code) if state.site_known(&code) => code,
-        Some(code) => match sites::fetch_by_code(state.kernel.db.reader(), &code).await? {
-            Some(s) => {
-                state.remember_site(&s.code);
-                s.code
-            }
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not-found",
-                    "Not found",
-                    format!("no site has code {code:?}"),
-                ))
-            }
+    let (site, path) = match site {
+        Some(code) => match state.site_path(&code) {
+            Some(path) => (code, Some(path)),
+            None => match sites::fetch_by_code(state.kernel.db.reader(), &code).await? {
+                Some(s) => {
+                    state.remember_site(&s.code, &s.path);
+                    (s.code, Some(s.path))
+                }
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                        "Not found",
+                        format!("no site has code {code:?}"),
+                    ))
+                }
+            },
         },
-        None => String::new(),
+        None => (String::new(), None),
+    };
+    let loaded = match registry.route(&plugin, path.as_deref()) {
+        Ok(l) => l,
+        Err(Refusal::NotInstalled) => return Err(not_installed(&plugin)),
+        Err(Refusal::NotEnabled) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                if site.is_empty() {
+                    format!("plugin {plugin} is not enabled at the city level; name a site with ?site=CODE")
+                } else {
+                    format!("plugin {plugin} is not enabled at site {site}")
+                },
+            ))
+        }
+        Err(Refusal::NotGranted(missing)) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "plugin-not-granted",
+                "Plugin capabilities not granted",
+                format!(
+                    "plugin {plugin} needs {} granted at site {site} before it can serve there",
+                    missing.join(", ")
+                ),
+            ))
+        }
     };
     let caller = match &actor {
         Some(Actor::Person(c)) => Caller {

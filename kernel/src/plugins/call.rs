@@ -40,12 +40,32 @@ pub struct CallState {
     pub(super) log_lines: u32,
     pub(super) site: String,
     pub(super) request_id: String,
+    /// Capabilities granted at the call's site (None: every declared one).
+    pub(super) granted: Option<Grants>,
+    /// Where the call's log lines are kept for admins.
+    pub(super) obs: super::metrics::Observatory,
 }
 
-/// The per-call memory and table caps; remembers a refused growth.
+/// A set of granted capabilities.
+pub type Grants = Arc<std::collections::BTreeSet<String>>;
+
+/// What every call of one loaded plugin version shares.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub manifest: Arc<Manifest>,
+    pub tables: Tables,
+    pub subscriptions: super::runtime::Subscriptions,
+    pub memory: usize,
+    pub granted: Option<Grants>,
+    pub obs: super::metrics::Observatory,
+}
+
+/// The per-call memory and table caps; remembers a refused growth and the
+/// most memory the call asked for.
 pub struct Limiter {
     pub(super) memory: usize,
     pub(super) denied: bool,
+    pub(super) peak: usize,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -55,6 +75,7 @@ impl wasmtime::ResourceLimiter for Limiter {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        self.peak = self.peak.max(desired);
         if desired > self.memory {
             self.denied = true;
             wasmtime::bail!("memory cap of {} bytes reached", self.memory);
@@ -85,16 +106,12 @@ impl wasmtime::ResourceLimiter for Limiter {
 }
 
 impl CallState {
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn begin(
         k: &Kernel,
-        manifest: Arc<Manifest>,
-        tables: Tables,
-        subscriptions: super::runtime::Subscriptions,
+        shared: &Shared,
         mode: Mode,
         site: String,
         request_id: String,
-        memory: usize,
     ) -> Result<CallState, sqlx::Error> {
         // A writing call takes its transaction (on SQLite, the one writer)
         // before its deadline starts; a read-only call opens its snapshot
@@ -104,40 +121,23 @@ impl CallState {
             Mode::Read => None,
             Mode::Write => Some(k.db.begin().await?),
         };
-        Ok(CallState {
-            limits: Limiter {
-                memory,
-                denied: false,
-            },
-            panic: None,
-            kernel_failure: None,
-            kernel: Some(k.clone()),
-            tx,
-            ended: false,
-            mode,
-            manifest,
-            tables,
-            subscriptions,
-            delivery: None,
-            caller: None,
-            log_lines: 0,
-            site,
-            request_id,
-        })
+        let mut state = CallState::detached(shared);
+        state.kernel = Some(k.clone());
+        state.tx = tx;
+        state.mode = mode;
+        state.site = site;
+        state.request_id = request_id;
+        Ok(state)
     }
 
     /// State with no transaction (benchmarks of bare instantiation; any
     /// table call fails).
-    pub(super) fn detached(
-        manifest: Arc<Manifest>,
-        tables: Tables,
-        subscriptions: super::runtime::Subscriptions,
-        memory: usize,
-    ) -> CallState {
+    pub(super) fn detached(shared: &Shared) -> CallState {
         CallState {
             limits: Limiter {
-                memory,
+                memory: shared.memory,
                 denied: false,
+                peak: 0,
             },
             panic: None,
             kernel_failure: None,
@@ -145,14 +145,16 @@ impl CallState {
             tx: None,
             ended: false,
             mode: Mode::Read,
-            manifest,
-            tables,
-            subscriptions,
+            manifest: shared.manifest.clone(),
+            tables: shared.tables.clone(),
+            subscriptions: shared.subscriptions.clone(),
             delivery: None,
             caller: None,
             log_lines: 0,
             site: String::new(),
             request_id: String::new(),
+            granted: shared.granted.clone(),
+            obs: shared.obs.clone(),
         }
     }
 
@@ -262,14 +264,23 @@ fn is_conflict_text(m: &str) -> bool {
 impl CallState {
     /// The capability check every non-table host call makes first.
     pub(super) fn capable(&self, capability: &str) -> Result<(), types::Error> {
-        if self.manifest.capabilities.iter().any(|c| c == capability) {
-            Ok(())
-        } else {
-            Err(types::Error::Denied(format!(
-                "plugin {} does not have the capability {capability}",
+        if !self.manifest.capabilities.iter().any(|c| c == capability) {
+            return Err(types::Error::Denied(format!(
+                "plugin {} does not declare the capability {capability}",
                 self.manifest.id
-            )))
+            )));
         }
+        if self
+            .granted
+            .as_ref()
+            .is_some_and(|g| !g.contains(capability))
+        {
+            return Err(types::Error::Denied(format!(
+                "plugin {} has not been granted the capability {capability} at this site",
+                self.manifest.id
+            )));
+        }
+        Ok(())
     }
 
     /// The kernel handle, for imports that call into the registries.

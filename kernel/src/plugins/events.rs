@@ -25,6 +25,8 @@ pub struct Pass {
     pub delivered: usize,
     pub failed: usize,
     pub parked: usize,
+    /// Deliveries to subscribers not enabled at the event's site.
+    pub skipped: usize,
 }
 
 /// A parked (dead-lettered) delivery.
@@ -74,16 +76,29 @@ pub async fn fan_out(
     Ok(pending.len())
 }
 
-/// Deliver every due delivery once. `plugin` finds a loaded subscriber;
-/// deliveries to plugins not loaded here stay pending.
+/// Where one delivery goes.
+pub enum Route {
+    /// Run it on this plugin version (restricted to the site's grants).
+    Deliver(Loaded),
+    /// The subscriber is not enabled at the event's site: mark the delivery
+    /// done without running it (enabling a module later does not replay
+    /// what happened before).
+    Skip,
+    /// The subscriber is not loaded on this node: leave it pending.
+    Wait,
+}
+
+/// Deliver every due delivery once. `route` decides, from the subscriber
+/// and the event's site path, where each delivery goes.
 pub async fn deliver_due(
     k: &Kernel,
-    plugin: impl Fn(&str) -> Option<Loaded>,
+    route: impl Fn(&str, Option<&str>) -> Route,
     max_attempts: i64,
 ) -> Result<Pass, sqlx::Error> {
     let now = now_micros();
-    let due: Vec<(i64, String, i64, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT d.event_id, d.subscriber, d.attempts, o.name, o.payload, COALESCE(s.code, o.site) \
+    type Due = (i64, String, i64, String, String, Option<String>, Option<String>);
+    let due: Vec<Due> = sqlx::query_as(
+        "SELECT d.event_id, d.subscriber, d.attempts, o.name, o.payload, COALESCE(s.code, o.site), o.site \
          FROM plugin_deliveries d JOIN plugin_outbox o ON o.id = d.event_id \
          LEFT JOIN sites s ON s.path = o.site \
          WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND d.next_attempt_at <= $1 \
@@ -93,9 +108,25 @@ pub async fn deliver_due(
     .fetch_all(k.db.reader())
     .await?;
     let mut pass = Pass::default();
-    for (event_id, subscriber, attempts, name, payload, site) in due {
-        let Some(loaded) = plugin(&subscriber) else {
-            continue;
+    for (event_id, subscriber, attempts, name, payload, site, path) in due {
+        let loaded = match route(&subscriber, path.as_deref().filter(|p| !p.is_empty())) {
+            Route::Deliver(l) => l,
+            Route::Wait => continue,
+            Route::Skip => {
+                let mut tx = k.db.begin().await?;
+                sqlx::query(
+                    "UPDATE plugin_deliveries SET delivered_at = $1, last_error = 'skipped: not enabled at the event''s site' \
+                     WHERE event_id = $2 AND subscriber = $3 AND delivered_at IS NULL",
+                )
+                .bind(now_micros())
+                .bind(event_id)
+                .bind(&subscriber)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                pass.skipped += 1;
+                continue;
+            }
         };
         let ev = Event {
             name,
@@ -106,6 +137,7 @@ pub async fn deliver_due(
         let error = match loaded.event(k, ev).await {
             Ok(Ok(true)) => {
                 pass.delivered += 1;
+                loaded.metrics.delivered();
                 continue;
             }
             Ok(Ok(false)) => continue,
@@ -116,6 +148,9 @@ pub async fn deliver_due(
         let next = attempts + 1;
         let parked = next >= max_attempts;
         pass.parked += usize::from(parked);
+        if parked {
+            loaded.metrics.dead_lettered();
+        }
         let backoff = 1_000_000i64.saturating_mul(1 << next.min(12));
         tracing::warn!(plugin = %subscriber, event_id, attempt = next, parked, "event delivery failed: {error}");
         let mut tx = k.db.begin().await?;

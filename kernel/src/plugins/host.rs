@@ -88,6 +88,21 @@ impl log::Host for CallState {
             &self.site,
             &self.request_id,
         );
+        self.obs.log(super::metrics::LogLine {
+            at: now_micros(),
+            level: match level {
+                log::Level::Trace => "trace",
+                log::Level::Debug => "debug",
+                log::Level::Info => "info",
+                log::Level::Warn => "warn",
+                log::Level::Error => "error",
+            },
+            plugin: plugin.clone(),
+            version: version.clone(),
+            site: site.clone(),
+            request_id: req.clone(),
+            message: message.clone(),
+        });
         match level {
             log::Level::Trace => {
                 tracing::trace!(plugin, version, site, request_id = req, "{message}")

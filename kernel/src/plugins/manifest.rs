@@ -24,9 +24,19 @@ pub struct Manifest {
     pub id: String,
     /// Semantic version.
     pub version: String,
+    /// Who publishes it; packages are signed with this publisher's key.
+    pub publisher: String,
+    /// The host-API versions it works with, a semver requirement (`"^1.0"`).
+    pub host_api: String,
     /// Human names.
     #[serde(default)]
     pub name: Names,
+    /// What it does, for admins deciding to enable it.
+    #[serde(default)]
+    pub description: String,
+    /// Other plugins it needs, by id, with a semver requirement each.
+    #[serde(default)]
+    pub dependencies: std::collections::BTreeMap<String, String>,
     /// Tables the plugin owns.
     #[serde(default)]
     pub tables: Vec<TableDef>,
@@ -78,6 +88,9 @@ impl SettingDef {
         serde_json::to_value(&self.default).unwrap_or(serde_json::Value::Null)
     }
 }
+
+/// The versions of the `lifelong:plugin` host API this kernel serves.
+pub const HOST_APIS: &[&str] = &["1.0.0"];
 
 /// Capabilities a plugin can ask for. Host calls outside the plugin's own
 /// tables, events and logs need one.
@@ -183,6 +196,24 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     Ok(m)
 }
 
+impl Manifest {
+    /// The newest host-API version this kernel serves that the plugin's
+    /// `host_api` requirement accepts.
+    pub fn host_api_served(&self) -> Option<semver::Version> {
+        let req = semver::VersionReq::parse(&self.host_api).ok()?;
+        HOST_APIS
+            .iter()
+            .filter_map(|v| semver::Version::parse(v).ok())
+            .filter(|v| req.matches(v))
+            .max()
+    }
+
+    /// The version as semver (checked by [`parse`]).
+    pub fn semver(&self) -> semver::Version {
+        semver::Version::parse(&self.version).unwrap_or(semver::Version::new(0, 0, 0))
+    }
+}
+
 fn bad(msg: impl Into<String>) -> ManifestError {
     ManifestError::Invalid(msg.into())
 }
@@ -204,17 +235,36 @@ fn check(m: &Manifest) -> Result<(), ManifestError> {
             m.id
         )));
     }
-    let mut parts = m.version.split('.');
-    let semver = (0..3).all(|_| {
-        parts
-            .next()
-            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    }) && parts.next().is_none();
-    if !semver {
+    if semver::Version::parse(&m.version).is_err() {
         return Err(bad(format!(
-            "version {:?} is not MAJOR.MINOR.PATCH",
+            "version {:?} is not a semantic version (MAJOR.MINOR.PATCH)",
             m.version
         )));
+    }
+    if !ident(&m.publisher, &['-']) {
+        return Err(bad(format!(
+            "publisher {:?} must be lower-case letters, digits and '-', starting with a letter",
+            m.publisher
+        )));
+    }
+    if semver::VersionReq::parse(&m.host_api).is_err() {
+        return Err(bad(format!(
+            "host_api {:?} is not a semver requirement (e.g. \"^1.0\")",
+            m.host_api
+        )));
+    }
+    for (dep, req) in &m.dependencies {
+        if !ident(dep, &['-']) {
+            return Err(bad(format!("dependency {dep:?} is not a plugin id")));
+        }
+        if dep == &m.id {
+            return Err(bad(format!("plugin {} cannot depend on itself", m.id)));
+        }
+        if semver::VersionReq::parse(req).is_err() {
+            return Err(bad(format!(
+                "dependency {dep} = {req:?} is not a semver requirement"
+            )));
+        }
     }
     let mut tables = BTreeSet::new();
     for t in &m.tables {
@@ -319,7 +369,7 @@ mod tests {
     fn refuses_unsafe_identifiers_and_unknown_columns() {
         let base = |table: &str, col: &str, idx: &str| {
             format!(
-                "id = \"p\"\nversion = \"1.0.0\"\n[[tables]]\nname = \"{table}\"\nprimary_key = [\"id\"]\nindexes = [[\"{idx}\"]]\n[[tables.columns]]\nname = \"{col}\"\ntype = \"integer\"\n"
+                "id = \"p\"\nversion = \"1.0.0\"\npublisher = \"x\"\nhost_api = \"^1.0\"\n[[tables]]\nname = \"{table}\"\nprimary_key = [\"id\"]\nindexes = [[\"{idx}\"]]\n[[tables.columns]]\nname = \"{col}\"\ntype = \"integer\"\n"
             )
         };
         assert!(parse(&base("t", "id", "id")).is_ok());
@@ -329,9 +379,12 @@ mod tests {
         assert!(e.contains("must match"), "{e}");
         let e = parse(&base("t", "id", "nope")).unwrap_err().to_string();
         assert_eq!(e, "table t names unknown column \"nope\"");
-        let e = parse("id = \"p\"\nversion = \"1.0\"")
+        let e = parse("id = \"p\"\nversion = \"1.0\"\npublisher = \"x\"\nhost_api = \"^1\"")
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "version \"1.0\" is not MAJOR.MINOR.PATCH");
+        assert_eq!(
+            e,
+            "version \"1.0\" is not a semantic version (MAJOR.MINOR.PATCH)"
+        );
     }
 }

@@ -13,7 +13,8 @@
 //! - a failing call is reported as a [`CallError`] and never takes anything
 //!   else down.
 
-use super::call::{CallState, Mode};
+use super::call::{CallState, Grants, Mode, Shared};
+use super::metrics::{Observatory, PluginMetrics};
 use super::failure::{self, CallError, FailureKind};
 use super::manifest::Manifest;
 use super::tables::Tables;
@@ -74,6 +75,7 @@ pub struct Runtime {
     linker: Arc<Linker<CallState>>,
     limits: RuntimeLimits,
     subscriptions: Subscriptions,
+    obs: Observatory,
     _ticker: Arc<Ticker>,
 }
 
@@ -148,8 +150,47 @@ impl Runtime {
             linker: Arc::new(linker),
             limits,
             subscriptions: Subscriptions::default(),
+            obs: Observatory::default(),
             _ticker: Arc::new(Ticker(stop)),
         })
+    }
+
+    /// The kernel's caps.
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.limits
+    }
+
+    /// Every plugin's counters and recent logs.
+    pub fn observatory(&self) -> &Observatory {
+        &self.obs
+    }
+
+    /// Make the plugin's current subscriptions those of `manifest` (the
+    /// version that receives its events).
+    pub fn subscribe(&self, manifest: &Manifest) {
+        let mut subs = self
+            .subscriptions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for list in subs.values_mut() {
+            list.remove(&manifest.id);
+        }
+        for event in &manifest.subscribes {
+            subs.entry(event.clone())
+                .or_default()
+                .insert(manifest.id.clone());
+        }
+    }
+
+    /// Forget a removed plugin's subscriptions.
+    pub fn unsubscribe(&self, plugin: &str) {
+        let mut subs = self
+            .subscriptions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for list in subs.values_mut() {
+            list.remove(plugin);
+        }
     }
 
     /// The plugins subscribed to `event`.
@@ -223,27 +264,22 @@ impl Runtime {
             .map_or(self.limits.memory_bytes, |m| {
                 m.min(self.limits.memory_bytes)
             });
-        {
-            let mut subs = self
-                .subscriptions
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            for list in subs.values_mut() {
-                list.remove(&manifest.id);
-            }
-            for event in &manifest.subscribes {
-                subs.entry(event.clone())
-                    .or_default()
-                    .insert(manifest.id.clone());
-            }
-        }
+        let manifest = Arc::new(manifest);
+        let tables = Tables::new(&manifest, backend);
         Ok(Loaded {
-            subscriptions: self.subscriptions.clone(),
-            tables: Tables::new(&manifest, backend),
-            manifest: Arc::new(manifest),
+            metrics: self.obs.of(&manifest.id, &manifest.version),
+            shared: Shared {
+                manifest: manifest.clone(),
+                tables: tables.clone(),
+                subscriptions: self.subscriptions.clone(),
+                memory,
+                granted: None,
+                obs: self.obs.clone(),
+            },
+            tables,
+            manifest,
             pre,
             deadline,
-            memory,
             max_attempts: self.limits.max_attempts.max(1),
             _ticker: self._ticker.clone(),
         })
@@ -254,11 +290,12 @@ impl Runtime {
 #[derive(Clone)]
 pub struct Loaded {
     pub manifest: Arc<Manifest>,
-    subscriptions: Subscriptions,
     pub tables: Tables,
+    /// This version's counters.
+    pub metrics: Arc<PluginMetrics>,
+    shared: Shared,
     pre: PluginPre<CallState>,
     deadline: Duration,
-    memory: usize,
     max_attempts: u32,
     /// Keeps the epoch ticker running while any loaded plugin exists.
     _ticker: Arc<Ticker>,
@@ -274,6 +311,14 @@ impl std::fmt::Debug for Loaded {
 }
 
 impl Loaded {
+    /// The same plugin restricted to the capabilities in `granted` (those
+    /// granted at the call's site); host calls needing any other are denied.
+    pub fn with_grants(&self, granted: Grants) -> Loaded {
+        let mut l = self.clone();
+        l.shared.granted = Some(granted);
+        l
+    }
+
     /// Handle an HTTP request on a fresh instance, in one transaction
     /// (read-only for GET and HEAD) that commits if the status is below 500.
     pub async fn request(&self, k: &Kernel, req: Request) -> Result<Response, CallError> {
@@ -313,6 +358,9 @@ impl Loaded {
             let Output::Event(result) = self.run(&mut state, Export::Event(&ev)).await? else {
                 unreachable!("handle-event answers with a result")
             };
+            if result.is_err() {
+                self.metrics.handler_error();
+            }
             let committed = state
                 .finish(result.is_ok())
                 .await
@@ -336,20 +384,22 @@ impl Loaded {
                 Export::Event(e) => Output::Event(handler.call_handle_event(&mut *store, e).await?),
             })
         };
-        match tokio::time::timeout(self.deadline, call).await {
+        let started = std::time::Instant::now();
+        let out = match tokio::time::timeout(self.deadline, call).await {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(failure::classify(&self.manifest, state.store.data(), e)),
             Err(_) => Err(failure::deadline(&self.manifest, state.store.data())),
-        }
+        };
+        self.metrics.call(
+            started.elapsed(),
+            out.as_ref().err().map(|e| e.kind.as_str()),
+            state.store.data().limits.peak,
+        );
+        out
     }
 
     fn detached_store(&self) -> Store<CallState> {
-        self.store(CallState::detached(
-            self.manifest.clone(),
-            self.tables.clone(),
-            self.subscriptions.clone(),
-            self.memory,
-        ))
+        self.store(CallState::detached(&self.shared))
     }
 
     /// A store for one call: its limiter and its epoch deadline.
@@ -397,6 +447,7 @@ impl Loaded {
                         && attempt < self.max_attempts =>
                 {
                     attempt += 1;
+                    self.metrics.retry();
                     tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
                 }
                 other => return other,
@@ -411,16 +462,7 @@ impl Loaded {
         site: String,
         request_id: String,
     ) -> Result<Running, CallError> {
-        let state = CallState::begin(
-            k,
-            self.manifest.clone(),
-            self.tables.clone(),
-            self.subscriptions.clone(),
-            mode,
-            site,
-            request_id,
-            self.memory,
-        )
+        let state = CallState::begin(k, &self.shared, mode, site, request_id)
         .await
         .map_err(|e| self.kernel_error(e))?;
         Ok(Running {

@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0002_plugin_events.sql"),
         postgres: include_str!("../../../migrations/postgres/0002_plugin_events.sql"),
     },
+    Migration {
+        name: "0003_plugin_registry",
+        sqlite: include_str!("../../../migrations/sqlite/0003_plugin_registry.sql"),
+        postgres: include_str!("../../../migrations/postgres/0003_plugin_registry.sql"),
+    },
 ];
 
 /// What `migrate` did.

@@ -12,96 +12,30 @@
 //! }
 //! ```
 
+use kernel::plugins::package::Package;
+use kernel::plugins::registry::{Refusal, Registry};
 use kernel::plugins::runtime::{Caller, Request};
 use kernel::plugins::{CallError, Loaded, Runtime, RuntimeLimits};
 use kernel::storage::{Db, ScratchDb};
 use kernel::{crypto::PiiKeys, Kernel};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
 
 pub use kernel;
 
 /// Build the plugin crate at `dir` for `wasm32-unknown-unknown` (release,
 /// as a `cdylib`) and turn the module into a component. Returns the
-/// component's bytes.
+/// component's bytes. The same build as `lifelong plugin build`.
 pub fn build(dir: impl AsRef<Path>) -> anyhow::Result<Vec<u8>> {
-    // One build at a time: cargo would serialise them anyway, and the
-    // component step reads what the build wrote.
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = dir.as_ref();
-    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml"))?)?;
-    let name = manifest["package"]["name"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("{} has no package.name", dir.display()))?
-        .replace('-', "_");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(&cargo)
-        // The crate stays a plain library for native builds (tests, clippy);
-        // only this build makes it a cdylib, the shape a wasm module needs.
-        .args([
-            "rustc",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--lib",
-            "--crate-type",
-            "cdylib",
-            "--manifest-path",
-        ])
-        .arg(dir.join("Cargo.toml"))
-        // A 128 KiB stack instead of Rust's default 1 MiB: every call's fresh
-        // instance starts with less memory to map and reset.
-        .args(["--", "-C", "link-arg=-zstack-size=131072"])
-        .output()?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("target may not be installed") {
-            anyhow::bail!("the wasm32-unknown-unknown target is missing: run `rustup target add wasm32-unknown-unknown`");
-        }
-        anyhow::bail!("building {} failed:\n{stderr}", dir.display());
-    }
-    let target = target_dir(&cargo, dir)?;
-    let module = std::fs::read(
-        target
-            .join("wasm32-unknown-unknown/release")
-            .join(format!("{name}.wasm")),
-    )?;
-    componentize(&module)
+    kernel::plugins::package::build_component(dir.as_ref())
 }
 
-/// Turn a core module built with the SDK into a component.
-pub fn componentize(module: &[u8]) -> anyhow::Result<Vec<u8>> {
-    wit_component::ComponentEncoder::default()
-        .module(module)?
-        .validate(true)
-        .encode()
+/// Build the plugin crate at `dir` into an (unsigned) package with its
+/// `plugin.toml`, as `lifelong plugin build` does.
+pub fn package(dir: impl AsRef<Path>) -> anyhow::Result<Package> {
+    kernel::plugins::package::build(dir.as_ref())
 }
 
-fn target_dir(cargo: &str, dir: &Path) -> anyhow::Result<PathBuf> {
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--manifest-path",
-        ])
-        .arg(dir.join("Cargo.toml"))
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(PathBuf::from(
-        meta["target_directory"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("no target_directory"))?,
-    ))
-}
+pub use kernel::plugins::package::componentize;
 
 /// A kernel on a fresh temporary database, with a plugin runtime.
 pub struct TestKernel {
@@ -115,6 +49,8 @@ pub struct TestKernel {
     pub max_attempts: i64,
     /// Where compiled components are cached (next to a SQLite test database).
     cache: Option<PathBuf>,
+    /// The plugin registry (in development mode: unsigned packages pass).
+    pub registry: Registry,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -161,15 +97,77 @@ impl TestKernel {
             token_ttl_secs: 3600,
         };
         let runtime = Runtime::new(limits).expect("plugin runtime");
+        let cache = dir.as_ref().map(|d| d.path().join("compiled"));
+        let registry = Registry::new(kernel.clone(), runtime.clone(), cache.clone(), true);
+        registry.refresh().await.expect("registry view");
         TestKernel {
             kernel,
             runtime,
             url: url.to_string(),
             pg,
             max_attempts: 5,
-            cache: dir.as_ref().map(|d| d.path().join("compiled")),
+            cache,
+            registry,
             _dir: dir,
         }
+    }
+
+    /// Build the plugin crate at `dir` into a package (unsigned).
+    pub async fn package(&self, dir: impl AsRef<Path>) -> Package {
+        let dir = dir.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || package(&dir))
+            .await
+            .expect("build thread")
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// Install a package through the registry as the system operator, and
+    /// return a handle whose calls go through the registry's routing (the
+    /// plugin must be enabled at the call's site, and runs with the
+    /// capabilities granted there).
+    pub async fn install(&self, pkg: &Package) -> TestPlugin {
+        let system = kernel::authz::Actor::System("test");
+        self.registry
+            .install(&system, &pkg.encode())
+            .await
+            .unwrap_or_else(|e| panic!("installing {}: {e}", pkg.manifest.id));
+        self.routed(&pkg.manifest.id)
+    }
+
+    /// A handle on installed plugin `id` whose calls go through the registry.
+    pub fn routed(&self, id: &str) -> TestPlugin {
+        // The active version as the handle's `loaded`; calls still go
+        // through routing.
+        let loaded = self
+            .registry
+            .route_any(id)
+            .unwrap_or_else(|| panic!("plugin {id} is not installed"));
+        TestPlugin {
+            loaded,
+            kernel: self.kernel.clone(),
+            site: String::new(),
+            registry: Some(self.registry.clone()),
+        }
+    }
+
+    /// Grant every capability `id` asks for at site `code`, then enable it there.
+    pub async fn enable(&self, id: &str, code: &str) {
+        let system = kernel::authz::Actor::System("test");
+        let caps = self
+            .registry
+            .manifest(id)
+            .map(|m| m.capabilities.clone())
+            .unwrap_or_default();
+        if !caps.is_empty() {
+            self.registry
+                .grant(&system, id, code, &caps, true)
+                .await
+                .unwrap_or_else(|e| panic!("granting {id} at {code}: {e}"));
+        }
+        self.registry
+            .set_enabled(&system, id, code, true)
+            .await
+            .unwrap_or_else(|e| panic!("enabling {id} at {code}: {e}"));
     }
 
     /// Build (if needed) and load the plugin crate at `dir`.
@@ -197,6 +195,7 @@ impl TestKernel {
             loaded,
             kernel: self.kernel.clone(),
             site: String::new(),
+            registry: None,
         }
     }
 
@@ -216,11 +215,10 @@ impl TestKernel {
             .expect("fan-out pass");
         kernel::plugins::events::deliver_due(
             &self.kernel,
-            |id| {
-                subscribers
-                    .iter()
-                    .find(|p| p.loaded.manifest.id == id)
-                    .map(|p| p.loaded.clone())
+            |id, site| match subscribers.iter().find(|p| p.loaded.manifest.id == id) {
+                Some(p) if p.registry.is_some() => self.registry.route_event(id, site),
+                Some(p) => kernel::plugins::events::Route::Deliver(p.loaded.clone()),
+                None => kernel::plugins::events::Route::Wait,
             },
             self.max_attempts,
         )
@@ -261,13 +259,16 @@ impl TestKernel {
     }
 }
 
-/// A loaded plugin under test.
+/// A plugin under test: loaded directly ([`TestKernel::load`], every
+/// declared capability, no enablement) or installed through the registry
+/// ([`TestKernel::install`], routed per site like a served call).
 #[derive(Clone)]
 pub struct TestPlugin {
     /// The runtime's handle (for events and direct calls).
     pub loaded: Loaded,
     kernel: Kernel,
     site: String,
+    registry: Option<Registry>,
 }
 
 impl TestPlugin {
@@ -298,7 +299,32 @@ impl TestPlugin {
             site: self.site.clone(),
             request_id: format!("test-{}", rand::random::<u32>()),
         };
-        let resp = self.loaded.request(&self.kernel, req).await?;
+        let loaded = match &self.registry {
+            None => self.loaded.clone(),
+            Some(r) => {
+                let path = match self.site.as_str() {
+                    "" => None,
+                    code => kernel::sites::fetch_by_code(self.kernel.db.reader(), code)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|s| s.path),
+                };
+                match r.route(&self.loaded.manifest.id, path.as_deref()) {
+                    Ok(l) => l,
+                    Err(refusal) => {
+                        return Ok((
+                            match refusal {
+                                Refusal::NotGranted(_) => 403,
+                                _ => 404,
+                            },
+                            serde_json::json!({ "refused": format!("{refusal:?}") }),
+                        ))
+                    }
+                }
+            }
+        };
+        let resp = loaded.request(&self.kernel, req).await?;
         let value = serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(&resp.body).into_owned())
         });

@@ -32,7 +32,7 @@ async fn sites_need_the_declared_capability() {
     assert_eq!(v["type"], "urn:lifelong:problem:capability-denied");
     assert_eq!(
         v["detail"],
-        "plugin other does not have the capability sites.read"
+        "plugin other does not declare the capability sites.read"
     );
     k.cleanup().await;
 }
@@ -101,7 +101,7 @@ async fn outcomes_commit_with_the_call(k: TestKernel) {
     assert_eq!(s, 403);
     assert_eq!(
         v["detail"],
-        "plugin other does not have the capability accounts.record"
+        "plugin other does not declare the capability accounts.record"
     );
     assert_eq!(entries(people[1]).await, 0);
     let report = kernel::accounts::ledger::verify(&k.kernel.db, 2)
@@ -184,7 +184,7 @@ async fn identity_is_scoped_to_the_call_site_and_masked() {
     assert_eq!(s, 403);
     assert_eq!(
         v["detail"],
-        "plugin other does not have the capability identity.read"
+        "plugin other does not declare the capability identity.read"
     );
     k.cleanup().await;
 }

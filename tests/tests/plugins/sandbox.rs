@@ -2,7 +2,7 @@
 //! stay private and queries need an index; seat races; HTTP dispatch; the
 //! compiled-artifact cache.
 
-use crate::{plugin_dir, probe};
+use crate::{plugin_dir, probe, site_tree, TREE};
 use kernel::plugins::FailureKind;
 use lifelong_harness::TestKernel;
 use serde_json::json;
@@ -181,10 +181,12 @@ async fn http_dispatch_reports_failures_as_problems() {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let k = TestKernel::sqlite().await;
-    let p = probe(&k).await;
+    site_tree(&k, TREE).await;
+    k.install(&k.package(plugin_dir("probe")).await).await;
+    k.enable("probe", "CITY").await;
     let limits = kernel::config::Limits::default();
-    let state = kernel::http::AppState::new(k.kernel.clone(), &limits);
-    state.add_plugin(p.loaded.clone());
+    let state =
+        kernel::http::AppState::new(k.kernel.clone(), &limits).with_registry(k.registry.clone());
     let app = kernel::http::app(state, &limits);
     let call = |method: &str, uri: &str| {
         let req = axum::http::Request::builder()

@@ -1,0 +1,311 @@
+//! `lifelong plugin …`: build, sign and manage plugin packages. Commands
+//! that change the registry act on the database directly as the console
+//! operator (audited as `system:cli`); a running kernel picks the change
+//! up within one delivery-loop pass.
+
+use crate::authz::Actor;
+use crate::config::Config;
+use crate::plugins::package::{self, Package, PublisherKey};
+use crate::plugins::registry::{PluginInfo, Registry};
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use std::path::PathBuf;
+
+/// `lifelong plugin …`
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Build a plugin crate into a package file (needs cargo and the wasm32-unknown-unknown target).
+    Build {
+        /// The plugin crate (with Cargo.toml and plugin.toml).
+        dir: PathBuf,
+        /// The package file to write (default: <id>-<version>.llpkg here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Sign with this publisher key file.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Make a publisher signing key; prints the public key for the trust store.
+    Keygen {
+        /// The publisher (as named in manifests).
+        #[arg(long)]
+        publisher: String,
+        /// The key file to create (mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a package file in place.
+    Sign {
+        /// The package file.
+        package: PathBuf,
+        /// The publisher key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Add (or replace) a publisher's public key in the trust store.
+    Trust {
+        /// The publisher.
+        publisher: String,
+        /// Its Ed25519 public key, 64 hex digits.
+        public_key: String,
+    },
+    /// Install a new plugin from a package file.
+    Install {
+        /// The package file.
+        package: PathBuf,
+    },
+    /// List the installed plugins.
+    List,
+    /// Show one installed plugin, its sites and grants.
+    Info {
+        /// The plugin id.
+        plugin: String,
+    },
+    /// Enable a plugin at a site and its subtree.
+    Enable {
+        /// The plugin id.
+        plugin: String,
+        /// Site code.
+        #[arg(long)]
+        site: String,
+    },
+    /// Disable a plugin at a site and its subtree (its data is kept).
+    Disable {
+        /// The plugin id.
+        plugin: String,
+        /// Site code.
+        #[arg(long)]
+        site: String,
+    },
+    /// Grant capabilities to a plugin at a site and its subtree.
+    Grant {
+        /// The plugin id.
+        plugin: String,
+        /// Site code.
+        #[arg(long)]
+        site: String,
+        /// Refuse the capabilities at this site instead (overrides a grant above).
+        #[arg(long)]
+        revoke: bool,
+        /// Capabilities (e.g. sites.read identity.read).
+        #[arg(required = true)]
+        capabilities: Vec<String>,
+    },
+    /// Show a plugin's settings at a site, or set some with name=value (JSON value).
+    Settings {
+        /// The plugin id.
+        plugin: String,
+        /// Site code.
+        #[arg(long)]
+        site: String,
+        /// Settings to set, as name=value (value in JSON: 60, true, "text").
+        set: Vec<String>,
+    },
+    /// Upgrade an installed plugin from a package file of a higher version.
+    Upgrade {
+        /// The package file.
+        package: PathBuf,
+    },
+    /// Return to the version before the last upgrade, with its data.
+    Rollback {
+        /// The plugin id.
+        plugin: String,
+    },
+    /// Uninstall a plugin; its tables are kept unless --purge.
+    Remove {
+        /// The plugin id.
+        plugin: String,
+        /// Also drop its tables, settings and stored versions.
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+async fn registry(cfg: &Config) -> Result<Registry> {
+    let k = super::open(cfg).await?;
+    let runtime = crate::plugins::Runtime::new(crate::plugins::RuntimeLimits::default())
+        .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
+    Ok(Registry::new(k, runtime, Some(cfg.compiled_dir()), cfg.dev_mode))
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn summary(i: &PluginInfo) -> String {
+    format!(
+        "{} {} ({}) by {}{}",
+        i.id,
+        i.version,
+        if i.name_en.is_empty() { &i.name_zh } else { &i.name_en },
+        i.publisher,
+        if i.signed { ", signed" } else { ", UNSIGNED (development mode)" }
+    )
+}
+
+/// Run one `lifelong plugin` command.
+pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
+    let system = Actor::System("cli");
+    match command {
+        PluginCommand::Build { dir, out, key } => {
+            let mut pkg = tokio::task::spawn_blocking(move || package::build(&dir)).await??;
+            if let Some(key) = key {
+                pkg.sign(&PublisherKey::read(&key)?)?;
+            }
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(format!("{}-{}.llpkg", pkg.manifest.id, pkg.manifest.version))
+            });
+            std::fs::write(&out, pkg.encode())
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "built {} {} ({} bytes, component sha256 {}{}) into {}",
+                pkg.manifest.id,
+                pkg.manifest.version,
+                pkg.component.len(),
+                package::sha256_hex(&pkg.component),
+                if pkg.signature.is_some() { ", signed" } else { ", unsigned" },
+                out.display()
+            );
+        }
+        PluginCommand::Keygen { publisher, out } => {
+            let key = PublisherKey::generate(&publisher)?;
+            key.write(&out)?;
+            println!("wrote {} for publisher {publisher}", out.display());
+            println!("public key: {}", key.public_hex());
+            println!(
+                "a city admin trusts it with: lifelong plugin trust {publisher} {}",
+                key.public_hex()
+            );
+        }
+        PluginCommand::Sign { package, key } => {
+            let mut pkg = Package::decode(&read(&package)?)?;
+            pkg.sign(&PublisherKey::read(&key)?)?;
+            let tmp = package.with_extension("llpkg.tmp");
+            std::fs::write(&tmp, pkg.encode())?;
+            std::fs::rename(&tmp, &package)?;
+            println!(
+                "signed {} {} as {}",
+                pkg.manifest.id, pkg.manifest.version, pkg.manifest.publisher
+            );
+        }
+        PluginCommand::Trust {
+            publisher,
+            public_key,
+        } => {
+            registry(cfg)
+                .await?
+                .trust(&system, &publisher, &public_key)
+                .await?;
+            println!("publisher {publisher} is trusted");
+        }
+        PluginCommand::Install { package } => {
+            let info = registry(cfg).await?.install(&system, &read(&package)?).await?;
+            println!("installed {}", summary(&info));
+            println!("enable it with: lifelong plugin grant {0} --site CODE <capabilities>; lifelong plugin enable {0} --site CODE", info.id);
+        }
+        PluginCommand::Upgrade { package } => {
+            let info = registry(cfg).await?.upgrade(&system, &read(&package)?).await?;
+            println!(
+                "upgraded to {} (was {})",
+                summary(&info),
+                info.previous.as_deref().unwrap_or("?")
+            );
+        }
+        PluginCommand::Rollback { plugin } => {
+            let info = registry(cfg).await?.rollback(&system, &plugin).await?;
+            println!("rolled back to {}", summary(&info));
+        }
+        PluginCommand::Remove { plugin, purge } => {
+            registry(cfg).await?.remove(&system, &plugin, purge).await?;
+            println!(
+                "removed {plugin}{}",
+                if purge {
+                    " and purged its data"
+                } else {
+                    " (its tables and settings are kept)"
+                }
+            );
+        }
+        PluginCommand::List => {
+            let items = registry(cfg).await?.list().await?;
+            if items.is_empty() {
+                println!("no plugins installed");
+            }
+            for i in items {
+                let enabled: Vec<_> = i
+                    .sites
+                    .iter()
+                    .filter(|s| s.enabled)
+                    .map(|s| s.site.as_str())
+                    .collect();
+                println!(
+                    "{}  enabled at: {}",
+                    summary(&i),
+                    if enabled.is_empty() {
+                        "-".to_string()
+                    } else {
+                        enabled.join(", ")
+                    }
+                );
+            }
+        }
+        PluginCommand::Info { plugin } => {
+            let info = registry(cfg).await?.info(&plugin).await?;
+            println!("{}", serde_json::to_string_pretty(&info)?);
+        }
+        PluginCommand::Enable { plugin, site } => {
+            registry(cfg)
+                .await?
+                .set_enabled(&system, &plugin, &site, true)
+                .await?;
+            println!("{plugin} is enabled at {site} and below");
+        }
+        PluginCommand::Disable { plugin, site } => {
+            registry(cfg)
+                .await?
+                .set_enabled(&system, &plugin, &site, false)
+                .await?;
+            println!("{plugin} is disabled at {site} and below (its data is kept)");
+        }
+        PluginCommand::Grant {
+            plugin,
+            site,
+            revoke,
+            capabilities,
+        } => {
+            registry(cfg)
+                .await?
+                .grant(&system, &plugin, &site, &capabilities, !revoke)
+                .await?;
+            println!(
+                "{} {} to {plugin} at {site} and below",
+                if revoke { "refused" } else { "granted" },
+                capabilities.join(", ")
+            );
+        }
+        PluginCommand::Settings { plugin, site, set } => {
+            let reg = registry(cfg).await?;
+            reg.refresh().await?;
+            let manifest = reg
+                .manifest(&plugin)
+                .ok_or_else(|| anyhow::anyhow!("plugin {plugin} is not installed"))?;
+            let k = super::open(cfg).await?;
+            for pair in &set {
+                let (name, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("{pair:?} is not name=value"))?;
+                let value: serde_json::Value = serde_json::from_str(value)
+                    .or_else(|_| Ok::<_, anyhow::Error>(serde_json::Value::String(value.into())))?;
+                crate::plugins::settings::set(&k, &system, &manifest, &site, name, value).await?;
+            }
+            let s = crate::sites::get(&k.db, &system, &site).await?;
+            for def in &manifest.settings {
+                let v = crate::plugins::settings::effective(&k, &manifest, Some(&s.path), &def.name)
+                    .await?
+                    .unwrap_or(serde_json::Value::Null);
+                println!("{} = {v}", def.name);
+            }
+        }
+    }
+    Ok(())
+}

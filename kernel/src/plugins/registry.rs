@@ -1,0 +1,1106 @@
+//! The plugin registry: installing signed packages, upgrades with a table
+//! migration and a data snapshot, rollback, removal, the trust store, and
+//! per-site enablement and capability grants — and each node's in-memory
+//! view of it, which decides which plugin version serves a call at a site.
+//!
+//! **Invariants:**
+//! - everything about a package is checked before anything is stored
+//!   (layout, manifest, signature, host API, limits, component imports and
+//!   exports, dependencies); a refused package leaves no trace;
+//! - an upgrade's registry change, table migration and snapshot are one
+//!   transaction: if the migration fails, the old version stays active and
+//!   its tables untouched; calls in flight finish on the version they began on;
+//! - a site inherits enablement and each capability grant from the nearest
+//!   site above it that sets one; nothing is enabled or granted by default;
+//! - a call runs on the newest installed version whose capabilities are all
+//!   granted at its site, restricted to those grants;
+//! - every change bumps `plugin_generation`, and every node reloads its view
+//!   when the generation moves (at once on the node that made the change,
+//!   within one delivery-loop pass elsewhere).
+
+use super::call::Grants;
+use super::manifest::{Manifest, CAPABILITIES};
+use super::package::{self, Package, Trust};
+use super::runtime::{Loaded, Runtime};
+use super::tables::stored_name;
+use crate::audit::{self, Change};
+use crate::authz::Actor;
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::storage::{now_micros, Tx};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use wasmtime::component::Component;
+
+/// Why a call cannot be served at a site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No plugin with this id is installed.
+    NotInstalled,
+    /// Installed, but not enabled at the call's site.
+    NotEnabled,
+    /// Enabled, but no installed version has all its capabilities granted here.
+    NotGranted(Vec<String>),
+}
+
+/// One installed plugin as this node serves it.
+struct Slot {
+    active: Loaded,
+    previous: Option<Loaded>,
+    /// (site path, enabled) rows.
+    enabled: Vec<(String, bool)>,
+    /// (site path, capability, granted) rows.
+    grants: Vec<(String, String, bool)>,
+}
+
+#[derive(Default)]
+struct View {
+    generation: Option<i64>,
+    root: Option<String>,
+    plugins: HashMap<String, Slot>,
+}
+
+/// The registry and this node's view of it.
+#[derive(Clone)]
+pub struct Registry {
+    kernel: Kernel,
+    runtime: Runtime,
+    cache: Option<PathBuf>,
+    dev_mode: bool,
+    view: Arc<RwLock<Arc<View>>>,
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// Components compiled on this node, by content hash.
+    compiled: Arc<Mutex<HashMap<String, Component>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("dev_mode", &self.dev_mode)
+            .finish()
+    }
+}
+
+/// What `list` and `info` show of an installed plugin.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub version: String,
+    pub previous: Option<String>,
+    pub name_zh: String,
+    pub name_en: String,
+    pub publisher: String,
+    pub description: String,
+    pub host_api: String,
+    pub capabilities: Vec<String>,
+    pub dependencies: BTreeMap<String, String>,
+    pub sha256: String,
+    pub signed: bool,
+    pub installed_at: i64,
+    /// Sites where enablement is set explicitly: (site code, enabled).
+    pub sites: Vec<SiteSetting>,
+    /// Capability grants set explicitly.
+    pub grants: Vec<GrantSetting>,
+}
+
+/// An explicit enablement at a site.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SiteSetting {
+    pub site: String,
+    pub enabled: bool,
+}
+
+/// An explicit grant (or refusal) of a capability at a site.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GrantSetting {
+    pub site: String,
+    pub capability: String,
+    pub granted: bool,
+}
+
+/// The nearest row at or above `path` (longest matching prefix).
+fn nearest<'a, T: Copy + 'a>(rows: impl Iterator<Item = (&'a str, T)>, path: &str) -> Option<T> {
+    rows.filter(|(p, _)| path.starts_with(p))
+        .max_by_key(|(p, _)| p.len())
+        .map(|(_, v)| v)
+}
+
+fn enabled_at(rows: &[(String, bool)], path: &str) -> bool {
+    nearest(rows.iter().map(|(p, e)| (p.as_str(), *e)), path).unwrap_or(false)
+}
+
+fn granted_at(rows: &[(String, String, bool)], path: &str) -> BTreeSet<String> {
+    CAPABILITIES
+        .iter()
+        .filter(|cap| {
+            nearest(
+                rows.iter()
+                    .filter(|(_, c, _)| c == *cap)
+                    .map(|(p, _, g)| (p.as_str(), *g)),
+                path,
+            )
+            .unwrap_or(false)
+        })
+        .map(|c| c.to_string())
+        .collect()
+}
+
+fn missing(m: &Manifest, granted: &BTreeSet<String>) -> Vec<String> {
+    m.capabilities
+        .iter()
+        .filter(|c| !granted.contains(*c))
+        .cloned()
+        .collect()
+}
+
+fn snapshot_name(plugin: &str, table: &str) -> String {
+    format!("snp_{}", &stored_name(plugin, table)[4..])
+}
+
+async fn bump(tx: &mut Tx) -> Result<()> {
+    sqlx::query("UPDATE plugin_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn registry_row(
+    tx: &mut Tx,
+    plugin: &str,
+) -> Result<Option<(String, Option<String>)>> {
+    Ok(sqlx::query_as("SELECT active, previous FROM plugin_registry WHERE plugin = $1")
+        .bind(plugin)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+async fn stored_manifest(tx: &mut Tx, plugin: &str, version: &str) -> Result<Manifest> {
+    let (text,): (String,) =
+        sqlx::query_as("SELECT manifest FROM plugin_versions WHERE plugin = $1 AND version = $2")
+            .bind(plugin)
+            .bind(version)
+            .fetch_one(&mut **tx)
+            .await?;
+    super::manifest::parse(&text).map_err(|e| Error::Internal(anyhow::anyhow!("stored manifest of {plugin} {version}: {e}")))
+}
+
+/// Every installed plugin's active manifest.
+async fn active_manifests(tx: &mut Tx) -> Result<Vec<Manifest>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT v.manifest FROM plugin_registry r JOIN plugin_versions v \
+         ON v.plugin = r.plugin AND v.version = r.active ORDER BY r.plugin",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|(t,)| {
+            super::manifest::parse(&t).map_err(|e| Error::Internal(anyhow::anyhow!("stored manifest: {e}")))
+        })
+        .collect()
+}
+
+type SiteRows = (Vec<(String, bool)>, Vec<(String, String, bool)>);
+
+/// A plugin's enablement and grant rows, by site path.
+async fn site_rows(
+    conn: &mut sqlx::AnyConnection,
+    plugin: Option<&str>,
+) -> Result<Vec<(String, SiteRows)>> {
+    let enabled: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT e.plugin, s.path, e.enabled FROM plugin_enablement e JOIN sites s ON s.id = e.site_id \
+         WHERE $1 = '' OR e.plugin = $1",
+    )
+    .bind(plugin.unwrap_or(""))
+    .fetch_all(&mut *conn)
+    .await?;
+    let grants: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT g.plugin, s.path, g.capability, g.granted FROM plugin_grants g JOIN sites s ON s.id = g.site_id \
+         WHERE $1 = '' OR g.plugin = $1",
+    )
+    .bind(plugin.unwrap_or(""))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out: BTreeMap<String, SiteRows> = BTreeMap::new();
+    for (p, path, e) in enabled {
+        out.entry(p).or_default().0.push((path, e != 0));
+    }
+    for (p, path, c, g) in grants {
+        out.entry(p).or_default().1.push((path, c, g != 0));
+    }
+    Ok(out.into_iter().collect())
+}
+
+impl Registry {
+    /// A registry over `kernel`'s database; compiled components are cached
+    /// in `cache` if given. `dev_mode` accepts unsigned packages.
+    pub fn new(kernel: Kernel, runtime: Runtime, cache: Option<PathBuf>, dev_mode: bool) -> Registry {
+        Registry {
+            kernel,
+            runtime,
+            cache,
+            dev_mode,
+            view: Arc::default(),
+            refreshing: Arc::default(),
+            compiled: Arc::default(),
+        }
+    }
+
+    /// True if unsigned packages are accepted.
+    pub fn dev_mode(&self) -> bool {
+        self.dev_mode
+    }
+
+    /// The registry generation this node's view was loaded at (0 before the first load).
+    pub fn generation(&self) -> i64 {
+        self.snapshot().generation.unwrap_or(0)
+    }
+
+    /// The runtime plugins run on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn snapshot(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The active manifest of an installed plugin.
+    pub fn manifest(&self, plugin: &str) -> Option<Arc<Manifest>> {
+        self.snapshot()
+            .plugins
+            .get(plugin)
+            .map(|s| s.active.manifest.clone())
+    }
+
+    /// The version of `plugin` that serves a call at the site with path
+    /// `path` (None: no site context, taken as the root site), restricted
+    /// to the capabilities granted there.
+    pub fn route(&self, plugin: &str, path: Option<&str>) -> std::result::Result<Loaded, Refusal> {
+        let view = self.snapshot();
+        let slot = view.plugins.get(plugin).ok_or(Refusal::NotInstalled)?;
+        let Some(path) = path.or(view.root.as_deref()) else {
+            return Err(Refusal::NotEnabled);
+        };
+        if !enabled_at(&slot.enabled, path) {
+            return Err(Refusal::NotEnabled);
+        }
+        let granted = granted_at(&slot.grants, path);
+        for l in std::iter::once(&slot.active).chain(slot.previous.iter()) {
+            if missing(&l.manifest, &granted).is_empty() {
+                let grants: Grants = Arc::new(granted);
+                return Ok(l.with_grants(grants));
+            }
+        }
+        Err(Refusal::NotGranted(missing(&slot.active.manifest, &granted)))
+    }
+
+    /// The active version of `plugin` with every capability it declares,
+    /// wherever it is enabled (test and tooling handles; serving uses [`Registry::route`]).
+    pub fn route_any(&self, plugin: &str) -> Option<Loaded> {
+        self.snapshot()
+            .plugins
+            .get(plugin)
+            .map(|s| s.active.clone())
+    }
+
+    /// The version serving `plugin` (first) and the one kept for sites that
+    /// have not granted the newer one's capabilities.
+    pub fn versions(&self, plugin: &str) -> Option<(String, Option<String>)> {
+        self.snapshot().plugins.get(plugin).map(|s| {
+            (
+                s.active.manifest.version.clone(),
+                s.previous.as_ref().map(|p| p.manifest.version.clone()),
+            )
+        })
+    }
+
+    /// Where an event delivery to `plugin` goes (see [`super::events::Route`]).
+    pub fn route_event(&self, plugin: &str, path: Option<&str>) -> super::events::Route {
+        match self.route(plugin, path) {
+            Ok(l) => super::events::Route::Deliver(l),
+            Err(Refusal::NotInstalled) => super::events::Route::Wait,
+            Err(_) => super::events::Route::Skip,
+        }
+    }
+
+    /// Reload this node's view if the registry changed since the last load.
+    /// A version that cannot be loaded is reported and skipped (the plugin
+    /// keeps the version this node already serves, if any).
+    pub async fn refresh(&self) -> Result<()> {
+        let _one = self.refreshing.lock().await;
+        let db = self.kernel.db.reader();
+        let (generation,): (i64,) =
+            sqlx::query_as("SELECT generation FROM plugin_generation WHERE id = 1")
+                .fetch_one(db)
+                .await?;
+        let old = self.snapshot();
+        if old.generation == Some(generation) {
+            return Ok(());
+        }
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT plugin, active, previous FROM plugin_registry ORDER BY plugin")
+                .fetch_all(db)
+                .await?;
+        let mut conn = db.acquire().await?;
+        let mut sites: HashMap<String, SiteRows> =
+            site_rows(&mut conn, None).await?.into_iter().collect();
+        drop(conn);
+        let root: Option<(String,)> =
+            sqlx::query_as("SELECT path FROM sites WHERE parent_id IS NULL ORDER BY id LIMIT 1")
+                .fetch_optional(db)
+                .await?;
+        let mut plugins = HashMap::new();
+        for (plugin, active, previous) in rows {
+            let reuse = |version: &str| {
+                old.plugins.get(&plugin).and_then(|s| {
+                    std::iter::once(&s.active)
+                        .chain(s.previous.iter())
+                        .find(|l| l.manifest.version == version)
+                        .cloned()
+                })
+            };
+            let mut versions = Vec::new();
+            for v in std::iter::once(Some(&active)).chain([previous.as_ref()]) {
+                let Some(v) = v else {
+                    versions.push(None);
+                    continue;
+                };
+                let loaded = match reuse(v) {
+                    Some(l) => Ok(l),
+                    None => self.load_version(&plugin, v).await,
+                };
+                match loaded {
+                    Ok(l) => versions.push(Some(l)),
+                    Err(e) => {
+                        tracing::error!(plugin, version = %v, "plugin version not loaded: {e:#}");
+                        versions.push(None);
+                    }
+                }
+            }
+            let previous = versions.pop().flatten();
+            let Some(active) = versions.pop().flatten().or_else(|| {
+                old.plugins.get(&plugin).map(|s| s.active.clone())
+            }) else {
+                continue;
+            };
+            self.runtime.subscribe(&active.manifest);
+            let (enabled, grants) = sites.remove(&plugin).unwrap_or_default();
+            plugins.insert(
+                plugin,
+                Slot {
+                    active,
+                    previous,
+                    enabled,
+                    grants,
+                },
+            );
+        }
+        for gone in old.plugins.keys().filter(|p| !plugins.contains_key(*p)) {
+            self.runtime.unsubscribe(gone);
+        }
+        let view = Arc::new(View {
+            generation: Some(generation),
+            root: root.map(|(p,)| p),
+            plugins,
+        });
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = view;
+        Ok(())
+    }
+
+    /// Every plugin this node serves: (id, active version).
+    pub fn loaded(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .snapshot()
+            .plugins
+            .values()
+            .map(|s| (s.active.manifest.id.clone(), s.active.manifest.version.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    async fn load_version(&self, plugin: &str, version: &str) -> anyhow::Result<Loaded> {
+        let (manifest, component, sha): (String, Vec<u8>, String) = sqlx::query_as(
+            "SELECT manifest, component, sha256 FROM plugin_versions WHERE plugin = $1 AND version = $2",
+        )
+        .bind(plugin)
+        .bind(version)
+        .fetch_one(self.kernel.db.reader())
+        .await?;
+        let actual = package::sha256_hex(&component);
+        anyhow::ensure!(
+            actual == sha,
+            "the stored component's SHA-256 is {actual}, not the {sha} pinned at install: refusing to run it"
+        );
+        let manifest = super::manifest::parse(&manifest)?;
+        let compiled = self.compile(&component, &sha)?;
+        self.runtime
+            .prepare(manifest, &compiled, self.kernel.db.backend())
+    }
+
+    fn compile(&self, component: &[u8], sha: &str) -> anyhow::Result<Component> {
+        if let Some(c) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sha)
+        {
+            return Ok(c.clone());
+        }
+        let c = match &self.cache {
+            Some(dir) => self.runtime.compile_cached(component, dir)?,
+            None => self.runtime.compile(component)?,
+        };
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sha.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Check a package for install or upgrade: signature, host API,
+    /// limits, the component itself and its dependencies. Compiles it.
+    async fn check(&self, pkg: &Package) -> Result<Trust> {
+        let m = &pkg.manifest;
+        let key: Option<(String,)> =
+            sqlx::query_as("SELECT public_key FROM plugin_publishers WHERE publisher = $1")
+                .bind(&m.publisher)
+                .fetch_optional(self.kernel.db.reader())
+                .await?;
+        let trust = pkg.verify(key.as_ref().map(|(k,)| k.as_str()), self.dev_mode)?;
+        if m.host_api_served().is_none() {
+            return Err(Error::invalid(
+                "host_api",
+                format!(
+                    "plugin {} needs host API {}, but this kernel serves {}",
+                    m.id,
+                    m.host_api,
+                    super::manifest::HOST_APIS.join(", ")
+                ),
+            ));
+        }
+        let caps = self.runtime.limits();
+        if let Some(ms) = m.limits.deadline_ms {
+            if ms == 0 || u128::from(ms) > caps.deadline.as_millis() {
+                return Err(Error::invalid(
+                    "limits.deadline_ms",
+                    format!("{ms} ms is outside this kernel's range of 1 to {} ms", caps.deadline.as_millis()),
+                ));
+            }
+        }
+        if let Some(mib) = m.limits.memory_mib {
+            let cap = (caps.memory_bytes >> 20) as u64;
+            if mib == 0 || mib > cap {
+                return Err(Error::invalid(
+                    "limits.memory_mib",
+                    format!("{mib} MiB is outside this kernel's range of 1 to {cap} MiB"),
+                ));
+            }
+        }
+        let sha = package::sha256_hex(&pkg.component);
+        let compiled = self.compile(&pkg.component, &sha).map_err(|e| {
+            Error::invalid("component", format!("not a valid WebAssembly component: {e:#}"))
+        })?;
+        let built_for = package::check_component(self.runtime.engine(), &compiled)?;
+        let req = semver::VersionReq::parse(&m.host_api).map_err(|e| Error::invalid("host_api", e))?;
+        if !req.matches(&built_for) {
+            return Err(Error::invalid(
+                "host_api",
+                format!("the manifest asks for host API {} but the component was built against {built_for}", m.host_api),
+            ));
+        }
+        // Linking catches an import of the right name with the wrong type.
+        self.runtime
+            .prepare(m.clone(), &compiled, self.kernel.db.backend())
+            .map_err(|e| Error::invalid("component", format!("does not link against this kernel: {e:#}")))?;
+        let mut tx = self.kernel.db.begin_read().await?;
+        for (dep, req) in &m.dependencies {
+            let req = semver::VersionReq::parse(req).map_err(|e| Error::invalid("dependencies", e))?;
+            match registry_row(&mut tx, dep).await? {
+                None => {
+                    return Err(Error::invalid(
+                        "dependencies",
+                        format!("plugin {} needs plugin {dep} {req}, which is not installed", m.id),
+                    ))
+                }
+                Some((active, _)) => {
+                    let v = semver::Version::parse(&active).map_err(|e| Error::Internal(e.into()))?;
+                    if !req.matches(&v) {
+                        return Err(Error::invalid(
+                            "dependencies",
+                            format!("plugin {} needs plugin {dep} {req}, but version {active} is installed", m.id),
+                        ));
+                    }
+                }
+            }
+        }
+        tx.rollback().await?;
+        Ok(trust)
+    }
+
+    async fn store_version(&self, tx: &mut Tx, actor: &Actor, pkg: &Package, trust: &Trust) -> Result<()> {
+        let m = &pkg.manifest;
+        sqlx::query(
+            "INSERT INTO plugin_versions (plugin, version, manifest, component, sha256, signed, installed_at, installed_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (plugin, version) DO UPDATE SET manifest = $3, component = $4, sha256 = $5, signed = $6, installed_at = $7, installed_by = $8",
+        )
+        .bind(&m.id)
+        .bind(&m.version)
+        .bind(&pkg.manifest_text)
+        .bind(&pkg.component)
+        .bind(package::sha256_hex(&pkg.component))
+        .bind(i64::from(*trust == Trust::Signed))
+        .bind(now_micros())
+        .bind(actor.label())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Install a new plugin from a package file (city admins).
+    pub async fn install(&self, actor: &Actor, bytes: &[u8]) -> Result<PluginInfo> {
+        actor.require_city_admin("installing a plugin")?;
+        let pkg = Package::decode(bytes)?;
+        let m = &pkg.manifest;
+        {
+            let mut tx = self.kernel.db.begin_read().await?;
+            if let Some((active, _)) = registry_row(&mut tx, &m.id).await? {
+                return Err(Error::conflict(
+                    "id",
+                    format!("plugin {} is already installed (version {active}); use upgrade", m.id),
+                ));
+            }
+            tx.rollback().await?;
+        }
+        let trust = self.check(&pkg).await?;
+        let mut tx = self.kernel.db.begin().await?;
+        if registry_row(&mut tx, &m.id).await?.is_some() {
+            return Err(Error::conflict("id", format!("plugin {} was installed meanwhile", m.id)));
+        }
+        self.store_version(&mut tx, actor, &pkg, &trust).await?;
+        sqlx::query("INSERT INTO plugin_registry (plugin, active, previous, updated_at) VALUES ($1, $2, NULL, $3)")
+            .bind(&m.id)
+            .bind(&m.version)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+        super::tables::ensure(&mut tx, self.kernel.db.backend(), m)
+            .await
+            .map_err(|e| Error::invalid("tables", format!("creating the tables of {}: {e}", m.id)))?;
+        bump(&mut tx).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: "plugin.install",
+                site: None,
+                object_type: "plugin",
+                object_id: m.id.clone(),
+                before: None,
+                after: Some(serde_json::json!({"version": m.version, "sha256": package::sha256_hex(&pkg.component), "signed": trust == Trust::Signed})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.refresh().await?;
+        self.info(&m.id).await
+    }
+
+    /// Upgrade an installed plugin to a higher version (city admins): the
+    /// new version's tables are migrated and the old data snapshotted in
+    /// the same transaction that switches versions.
+    pub async fn upgrade(&self, actor: &Actor, bytes: &[u8]) -> Result<PluginInfo> {
+        actor.require_city_admin("upgrading a plugin")?;
+        let pkg = Package::decode(bytes)?;
+        let m = &pkg.manifest;
+        let mut tx = self.kernel.db.begin_read().await?;
+        let Some((active, _)) = registry_row(&mut tx, &m.id).await? else {
+            return Err(Error::NotFound(format!("plugin {}", m.id)));
+        };
+        let current = semver::Version::parse(&active).map_err(|e| Error::Internal(e.into()))?;
+        if m.semver() <= current {
+            return Err(Error::conflict(
+                "version",
+                format!(
+                    "plugin {} is at version {active}; an upgrade must go to a higher version, not {} (use rollback to go back)",
+                    m.id, m.version
+                ),
+            ));
+        }
+        for other in active_manifests(&mut tx).await? {
+            if let Some(req) = other.dependencies.get(&m.id) {
+                let req = semver::VersionReq::parse(req).map_err(|e| Error::Internal(e.into()))?;
+                if !req.matches(&m.semver()) {
+                    return Err(Error::conflict(
+                        "version",
+                        format!("plugin {} needs {} {req}, which version {} does not meet", other.id, m.id, m.version),
+                    ));
+                }
+            }
+        }
+        tx.rollback().await?;
+        let trust = self.check(&pkg).await?;
+
+        let mut tx = self.kernel.db.begin().await?;
+        let Some((active_now, previous)) = registry_row(&mut tx, &m.id).await? else {
+            return Err(Error::NotFound(format!("plugin {}", m.id)));
+        };
+        if active_now != active {
+            return Err(Error::conflict("version", format!("plugin {} changed version meanwhile; try again", m.id)));
+        }
+        let old = stored_manifest(&mut tx, &m.id, &active).await?;
+        // The snapshot of the version before this one is replaced.
+        if let Some(prev) = previous {
+            let prev = stored_manifest(&mut tx, &m.id, &prev).await?;
+            for t in &prev.tables {
+                sqlx::query(&format!("DROP TABLE IF EXISTS {}", snapshot_name(&m.id, &t.name)))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for t in &old.tables {
+            let snap = snapshot_name(&m.id, &t.name);
+            sqlx::query(&format!("DROP TABLE IF EXISTS {snap}"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("CREATE TABLE {snap} AS SELECT * FROM {}", stored_name(&m.id, &t.name)))
+                .execute(&mut *tx)
+                .await?;
+        }
+        super::tables::ensure(&mut tx, self.kernel.db.backend(), m)
+            .await
+            .map_err(|e| {
+                Error::invalid(
+                    "migration",
+                    format!("migrating the tables of {} to {} failed, so version {active} stays active with its data untouched: {e}", m.id, m.version),
+                )
+            })?;
+        self.store_version(&mut tx, actor, &pkg, &trust).await?;
+        sqlx::query("UPDATE plugin_registry SET active = $1, previous = $2, updated_at = $3 WHERE plugin = $4")
+            .bind(&m.version)
+            .bind(&active)
+            .bind(now_micros())
+            .bind(&m.id)
+            .execute(&mut *tx)
+            .await?;
+        bump(&mut tx).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: "plugin.upgrade",
+                site: None,
+                object_type: "plugin",
+                object_id: m.id.clone(),
+                before: Some(serde_json::json!({"version": active})),
+                after: Some(serde_json::json!({"version": m.version, "sha256": package::sha256_hex(&pkg.component), "signed": trust == Trust::Signed})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.refresh().await?;
+        self.info(&m.id).await
+    }
+
+    /// Return to the version before the last upgrade, with the plugin's
+    /// tables as they were at that upgrade (city admins).
+    pub async fn rollback(&self, actor: &Actor, plugin: &str) -> Result<PluginInfo> {
+        actor.require_city_admin("rolling back a plugin")?;
+        let mut tx = self.kernel.db.begin().await?;
+        let Some((active, previous)) = registry_row(&mut tx, plugin).await? else {
+            return Err(Error::NotFound(format!("plugin {plugin}")));
+        };
+        let Some(previous) = previous else {
+            return Err(Error::conflict(
+                "version",
+                format!("plugin {plugin} has no earlier version to roll back to (version {active} was not installed by an upgrade, or was rolled back to already)"),
+            ));
+        };
+        let now = stored_manifest(&mut tx, plugin, &active).await?;
+        let before = stored_manifest(&mut tx, plugin, &previous).await?;
+        for t in &now.tables {
+            let live = stored_name(plugin, &t.name);
+            match before.tables.iter().find(|b| b.name == t.name) {
+                Some(b) => {
+                    let cols = b.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+                    sqlx::query(&format!("DELETE FROM {live}")).execute(&mut *tx).await?;
+                    sqlx::query(&format!(
+                        "INSERT INTO {live} ({cols}) SELECT {cols} FROM {}",
+                        snapshot_name(plugin, &t.name)
+                    ))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query(&format!("DROP TABLE IF EXISTS {live}")).execute(&mut *tx).await?;
+                }
+            }
+        }
+        for t in &before.tables {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {}", snapshot_name(plugin, &t.name)))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE plugin_registry SET active = $1, previous = NULL, updated_at = $2 WHERE plugin = $3")
+            .bind(&previous)
+            .bind(now_micros())
+            .bind(plugin)
+            .execute(&mut *tx)
+            .await?;
+        bump(&mut tx).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: "plugin.rollback",
+                site: None,
+                object_type: "plugin",
+                object_id: plugin.to_string(),
+                before: Some(serde_json::json!({"version": active})),
+                after: Some(serde_json::json!({"version": previous})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.refresh().await?;
+        self.info(plugin).await
+    }
+
+    /// Uninstall a plugin (city admins). Refused while an enabled plugin
+    /// depends on it. Its tables and settings are kept unless `purge`.
+    pub async fn remove(&self, actor: &Actor, plugin: &str, purge: bool) -> Result<()> {
+        actor.require_city_admin("removing a plugin")?;
+        let mut tx = self.kernel.db.begin().await?;
+        if registry_row(&mut tx, plugin).await?.is_none() {
+            return Err(Error::NotFound(format!("plugin {plugin}")));
+        }
+        for other in active_manifests(&mut tx).await? {
+            if other.id == plugin || !other.dependencies.contains_key(plugin) {
+                continue;
+            }
+            let enabled: Option<(String,)> = sqlx::query_as(
+                "SELECT s.code FROM plugin_enablement e JOIN sites s ON s.id = e.site_id \
+                 WHERE e.plugin = $1 AND e.enabled = 1 ORDER BY s.path LIMIT 1",
+            )
+            .bind(&other.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((site,)) = enabled {
+                return Err(Error::conflict(
+                    "id",
+                    format!("plugin {} depends on {plugin} and is enabled at site {site}; disable it first", other.id),
+                ));
+            }
+        }
+        for table in ["plugin_registry", "plugin_enablement", "plugin_grants"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE plugin = $1"))
+                .bind(plugin)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if purge {
+            let versions: Vec<(String,)> = sqlx::query_as("SELECT manifest FROM plugin_versions WHERE plugin = $1")
+                .bind(plugin)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut tables = BTreeSet::new();
+            for (text,) in versions {
+                if let Ok(m) = super::manifest::parse(&text) {
+                    tables.extend(m.tables.into_iter().map(|t| t.name));
+                }
+            }
+            for t in &tables {
+                for name in [stored_name(plugin, t), snapshot_name(plugin, t)] {
+                    sqlx::query(&format!("DROP TABLE IF EXISTS {name}")).execute(&mut *tx).await?;
+                }
+            }
+            for table in ["plugin_settings", "plugin_versions"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE plugin = $1"))
+                    .bind(plugin)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        bump(&mut tx).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: "plugin.remove",
+                site: None,
+                object_type: "plugin",
+                object_id: plugin.to_string(),
+                before: None,
+                after: Some(serde_json::json!({"purged": purge})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.refresh().await
+    }
+
+    /// Enable or disable a plugin at a site and its subtree (admins over
+    /// that site). Enabling needs every capability the plugin asks for
+    /// granted at the site, and its dependencies enabled there. Disabling
+    /// keeps all data.
+    pub async fn set_enabled(&self, actor: &Actor, plugin: &str, site: &str, enabled: bool) -> Result<()> {
+        let site = crate::sites::get(&self.kernel.db, actor, site).await?;
+        actor.require_admin(
+            &site.path,
+            if enabled { "enabling a module" } else { "disabling a module" },
+        )?;
+        let mut tx = self.kernel.db.begin().await?;
+        let Some((active, _)) = registry_row(&mut tx, plugin).await? else {
+            return Err(Error::NotFound(format!("plugin {plugin}")));
+        };
+        if enabled {
+            let m = stored_manifest(&mut tx, plugin, &active).await?;
+            let rows = site_rows(&mut *tx, Some(plugin)).await?;
+            let (_, grants) = rows.into_iter().next().map(|(_, r)| r).unwrap_or_default();
+            let lacking = missing(&m, &granted_at(&grants, &site.path));
+            if !lacking.is_empty() {
+                return Err(Error::conflict(
+                    "capabilities",
+                    format!(
+                        "plugin {plugin} asks for {}, not granted at site {}; grant them first",
+                        lacking.join(", "),
+                        site.code
+                    ),
+                ));
+            }
+            for dep in m.dependencies.keys() {
+                let rows = site_rows(&mut *tx, Some(dep)).await?;
+                let (en, _) = rows.into_iter().next().map(|(_, r)| r).unwrap_or_default();
+                if !enabled_at(&en, &site.path) {
+                    return Err(Error::conflict(
+                        "dependencies",
+                        format!("plugin {plugin} needs plugin {dep}, which is not enabled at site {}", site.code),
+                    ));
+                }
+            }
+        }
+        sqlx::query(
+            "INSERT INTO plugin_enablement (plugin, site_id, enabled, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (plugin, site_id) DO UPDATE SET enabled = $3, updated_at = $4",
+        )
+        .bind(plugin)
+        .bind(site.id)
+        .bind(i64::from(enabled))
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        bump(&mut tx).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: if enabled { "plugin.enable" } else { "plugin.disable" },
+                site: Some((site.id, &site.path)),
+                object_type: "plugin",
+                object_id: plugin.to_string(),
+                before: None,
+                after: Some(serde_json::json!({"plugin": plugin, "site": site.code, "version": active})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.refresh().await
+    }
+
+    /// Grant (or, with `granted = false`, refuse) capabilities to a plugin
+    /// at a site and its subtree (admins over that site).
+    pub async fn grant(
+        &self,
+        actor: &Actor,
+        plugin: &str,
+        site: &str,
+        capabilities: &[String],
+        granted: bool,
+    ) -> Result<()> {
+        let site = crate::sites::get(&self.kernel.db, actor, site).await?;
+        actor.require_admin(&site.path, "granting a module's capabilities")?;
+        if capabilities.is_empty() {
+            return Err(Error::invalid("capabilities", "name at least one capability"));
+        }
+        let mut tx = self.kernel.db.begin().await?;
+        let Some((active, _)) = registry_row(&mut tx, plugin).await? else {
+            return Err(Error::NotFound(format!("plugin {plugin}")));
+        };
+        let m = stored_manifest(&mut tx, plugin, &active).await?;
+        for c in capabilities {
+            if !CAPABILITIES.contains(&c.as_str()) {
+                return Err(Error::invalid(
+                    "capabilities",
+                    format!("unknown capability {c:?}; this kernel offers {}", CAPABILITIES.join(", ")),
+                ));
+            }
+            if granted && !m.capabilities.contains(c) {
+                return Err(Error::invalid(
+                    "capabilities",
+                    format!("plugin {plugin} {active} does not ask for {c}"),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO plugin_grants (plugin, site_id, capability, granted, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (plugin, site_id, capability) DO UPDATE SET granted = $4, updated_at = $5",
+            )
+            .bind(plugin)
+            .bind(site.id)
+            .bind(c)
+            .bind(i64::from(granted))
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+        }
+        bump(&mut tx).await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: if granted { "plugin.grant" } else { "plugin.revoke" },
+                site: Some((site.id, &site.path)),
+                object_type: "plugin",
+                object_id: plugin.to_string(),
+                before: None,
+                after: Some(serde_json::json!({"capabilities": capabilities})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.refresh().await
+    }
+
+    /// Trust a publisher's public key (city admins); replaces its old key.
+    pub async fn trust(&self, actor: &Actor, publisher: &str, public_key: &str) -> Result<()> {
+        actor.require_city_admin("changing the plugin trust store")?;
+        if !super::manifest::ident(publisher, &['-']) {
+            return Err(Error::invalid("publisher", "a publisher is lower-case letters, digits and '-'"));
+        }
+        let key = hex::encode(package::parse_public_key(public_key)?.to_bytes());
+        let mut tx = self.kernel.db.begin().await?;
+        sqlx::query(
+            "INSERT INTO plugin_publishers (publisher, public_key, added_at, added_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (publisher) DO UPDATE SET public_key = $2, added_at = $3, added_by = $4",
+        )
+        .bind(publisher)
+        .bind(&key)
+        .bind(now_micros())
+        .bind(actor.label())
+        .execute(&mut *tx)
+        .await?;
+        audit::record(
+            &mut tx,
+            actor,
+            Change {
+                action: "plugin.publisher.trust",
+                site: None,
+                object_type: "plugin_publisher",
+                object_id: publisher.to_string(),
+                before: None,
+                after: Some(serde_json::json!({"public_key": key})),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The trusted publishers and their keys.
+    pub async fn publishers(&self) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as("SELECT publisher, public_key FROM plugin_publishers ORDER BY publisher")
+            .fetch_all(self.kernel.db.reader())
+            .await?)
+    }
+
+    /// Every installed plugin.
+    pub async fn list(&self) -> Result<Vec<PluginInfo>> {
+        let ids: Vec<(String,)> = sqlx::query_as("SELECT plugin FROM plugin_registry ORDER BY plugin")
+            .fetch_all(self.kernel.db.reader())
+            .await?;
+        let mut out = Vec::new();
+        for (id,) in ids {
+            out.push(self.info(&id).await?);
+        }
+        Ok(out)
+    }
+
+    /// One installed plugin, with its explicit site settings.
+    pub async fn info(&self, plugin: &str) -> Result<PluginInfo> {
+        let db = self.kernel.db.reader();
+        let row: Option<(String, Option<String>, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT r.active, r.previous, v.manifest, v.sha256, v.signed, v.installed_at FROM plugin_registry r \
+             JOIN plugin_versions v ON v.plugin = r.plugin AND v.version = r.active WHERE r.plugin = $1",
+        )
+        .bind(plugin)
+        .fetch_optional(db)
+        .await?;
+        let Some((version, previous, manifest, sha256, signed, installed_at)) = row else {
+            return Err(Error::NotFound(format!("plugin {plugin}")));
+        };
+        let m = super::manifest::parse(&manifest).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
+        let sites: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT s.code, e.enabled FROM plugin_enablement e JOIN sites s ON s.id = e.site_id WHERE e.plugin = $1 ORDER BY s.path",
+        )
+        .bind(plugin)
+        .fetch_all(db)
+        .await?;
+        let grants: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT s.code, g.capability, g.granted FROM plugin_grants g JOIN sites s ON s.id = g.site_id \
+             WHERE g.plugin = $1 ORDER BY s.path, g.capability",
+        )
+        .bind(plugin)
+        .fetch_all(db)
+        .await?;
+        Ok(PluginInfo {
+            id: m.id.clone(),
+            version,
+            previous,
+            name_zh: m.name.zh_cn.clone(),
+            name_en: m.name.en.clone(),
+            publisher: m.publisher.clone(),
+            description: m.description.clone(),
+            host_api: m.host_api.clone(),
+            capabilities: m.capabilities.clone(),
+            dependencies: m.dependencies.clone(),
+            sha256,
+            signed: signed != 0,
+            installed_at,
+            sites: sites
+                .into_iter()
+                .map(|(site, e)| SiteSetting { site, enabled: e != 0 })
+                .collect(),
+            grants: grants
+                .into_iter()
+                .map(|(site, capability, g)| GrantSetting {
+                    site,
+                    capability,
+                    granted: g != 0,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nearest_setting_above_a_site_wins() {
+        let enabled = vec![("/1/".to_string(), true), ("/1/2/".to_string(), false)];
+        assert!(enabled_at(&enabled, "/1/"));
+        assert!(enabled_at(&enabled, "/1/3/"));
+        assert!(!enabled_at(&enabled, "/1/2/"));
+        assert!(!enabled_at(&enabled, "/1/2/7/"));
+        assert!(!enabled_at(&enabled, "/9/"));
+        let grants = vec![
+            ("/1/".to_string(), "sites.read".to_string(), true),
+            ("/1/2/".to_string(), "sites.read".to_string(), false),
+            ("/1/2/".to_string(), "identity.read".to_string(), true),
+        ];
+        assert_eq!(granted_at(&grants, "/1/5/").into_iter().collect::<Vec<_>>(), ["sites.read"]);
+        assert_eq!(granted_at(&grants, "/1/2/8/").into_iter().collect::<Vec<_>>(), ["identity.read"]);
+    }
+}
