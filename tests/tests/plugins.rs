@@ -5,7 +5,9 @@
 //!   races, HTTP dispatch and the compiled-artifact cache;
 //! - `plugins/events.rs`: exactly-once delivery, parking, kernel events;
 //! - `plugins/host.rs`: the kernel interfaces (sites, identity, accounts,
-//!   settings) and their capabilities.
+//!   settings) and their capabilities;
+//! - `plugins/lifecycle.rs`: packages, signatures, install checks, per-site
+//!   enablement and grants, upgrade, rollback, removal, the admin API.
 
 use lifelong_harness::{TestKernel, TestPlugin};
 use std::path::PathBuf;
@@ -14,6 +16,8 @@ use std::path::PathBuf;
 mod events;
 #[path = "plugins/host.rs"]
 mod host;
+#[path = "plugins/lifecycle.rs"]
+mod lifecycle;
 #[path = "plugins/sandbox.rs"]
 mod sandbox;
 

@@ -133,11 +133,20 @@ fn read(path: &PathBuf) -> Result<Vec<u8>> {
 }
 
 fn summary(i: &PluginInfo) -> String {
+    let name = if i.name_en.is_empty() {
+        &i.name_zh
+    } else {
+        &i.name_en
+    };
     format!(
-        "{} {} ({}) by {}{}",
+        "{} {}{} by {}{}",
         i.id,
         i.version,
-        if i.name_en.is_empty() { &i.name_zh } else { &i.name_en },
+        if name.is_empty() {
+            String::new()
+        } else {
+            format!(" ({name})")
+        },
         i.publisher,
         if i.signed { ", signed" } else { ", UNSIGNED (development mode)" }
     )

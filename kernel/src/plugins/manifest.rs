@@ -229,7 +229,9 @@ pub fn ident(s: &str, extra: &[char]) -> bool {
 }
 
 fn check(m: &Manifest) -> Result<(), ManifestError> {
-    if !ident(&m.id, &['-']) || m.id.ends_with('-') {
+    // No '_' in ids: table namespaces map '-' to '_', so `a-b` and `a_b`
+    // would share one.
+    if !ident(&m.id, &['-']) || m.id.ends_with('-') || m.id.contains('_') || m.id.contains("--") {
         return Err(bad(format!(
             "id {:?} must be lower-case letters, digits and '-', starting with a letter",
             m.id
@@ -377,6 +379,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("must match"), "{e}");
+        let e = parse(&base("t", "id", "id").replace("id = \"p\"", "id = \"p_q\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be lower-case letters, digits and '-'"), "{e}");
         let e = parse(&base("t", "id", "nope")).unwrap_err().to_string();
         assert_eq!(e, "table t names unknown column \"nope\"");
         let e = parse("id = \"p\"\nversion = \"1.0\"\npublisher = \"x\"\nhost_api = \"^1\"")

@@ -104,6 +104,7 @@ impl Plugin for Probe {
             .post("/seats", |req| {
                 let cap: i64 = req.json::<serde_json::Value>()?["capacity"].as_i64().unwrap_or(0);
                 let row = SEATS.insert(&[("taken", Value::Integer(0)), ("capacity", Value::Integer(cap))])?;
+                lifelong_sdk::log::info(&format!("seat row {} created", int(&row, "id")));
                 Response::json(201, &serde_json::json!({ "id": int(&row, "id") }))
             })
             .post("/seats/{id}/take", |req| {
