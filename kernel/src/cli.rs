@@ -311,6 +311,34 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let k = open(&cfg).await?;
             let summary = crate::demo::build(&k).await?;
             println!("{summary}");
+            let crates = crate::demo::plugin_crates(std::path::Path::new("."));
+            if crates.is_empty() {
+                println!(
+                    "no plugin crates here (run from a checkout to install the project's plugins)"
+                );
+            } else {
+                println!("building and installing {} plugin(s)…", crates.len());
+                let runtime =
+                    crate::plugins::Runtime::new(crate::plugins::RuntimeLimits::default())
+                        .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
+                let registry = crate::plugins::registry::Registry::new(
+                    k.clone(),
+                    runtime,
+                    Some(cfg.compiled_dir()),
+                    false,
+                );
+                registry.refresh().await?;
+                std::fs::create_dir_all(&cfg.data_dir)?;
+                for line in crate::demo::install_plugins(
+                    &registry,
+                    &crates,
+                    &cfg.data_dir.join("demo-publisher.key"),
+                )
+                .await?
+                {
+                    println!("  {line}");
+                }
+            }
             if !no_serve {
                 serve(&cfg, k).await?;
             }
@@ -348,7 +376,9 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
         cfg.dev_mode,
     );
     if cfg.dev_mode {
-        tracing::warn!("DEVELOPMENT MODE: unsigned plugin packages and unknown publishers are accepted");
+        tracing::warn!(
+            "DEVELOPMENT MODE: unsigned plugin packages and unknown publishers are accepted"
+        );
         eprintln!("warning: development mode: unsigned plugin packages and unknown publishers are accepted; never run a production kernel like this");
     }
     registry.refresh().await?;

@@ -464,3 +464,104 @@ pub async fn build(k: &Kernel) -> Result<String> {
         DEMO_ADMIN.1
     ))
 }
+
+/// The plugin crates the demo installs, if it runs from a checkout: every
+/// `plugins/*/` and `examples/*/` folder holding a `plugin.toml`.
+pub fn plugin_crates(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["plugins", "examples"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut found: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("plugin.toml").is_file() && p.join("Cargo.toml").is_file())
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    out
+}
+
+/// Build, sign (with a demo publisher key kept in `key_file`, trusted in
+/// this database), install or upgrade, grant and enable at the city every
+/// plugin crate in `crates` — the normal lifecycle, as an operator would.
+/// Returns one line per plugin; a crate that fails to build is reported
+/// and skipped.
+pub async fn install_plugins(
+    registry: &crate::plugins::registry::Registry,
+    crates: &[std::path::PathBuf],
+    key_file: &std::path::Path,
+) -> Result<Vec<String>> {
+    use crate::plugins::package::{self, PublisherKey};
+    let system = Actor::System("demo");
+    let mut lines = Vec::new();
+    let mut keys: std::collections::BTreeMap<String, PublisherKey> = Default::default();
+    let city: Option<(String,)> =
+        sqlx::query_as("SELECT code FROM sites WHERE parent_id IS NULL ORDER BY id LIMIT 1")
+            .fetch_optional(registry_db(registry))
+            .await?;
+    let Some((city,)) = city else {
+        return Ok(lines);
+    };
+    for dir in crates {
+        let built = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || package::build(&dir)).await?
+        };
+        let mut pkg = match built {
+            Ok(p) => p,
+            Err(e) => {
+                lines.push(format!(
+                    "{}: not built: {}",
+                    dir.display(),
+                    e.to_string().lines().next().unwrap_or("")
+                ));
+                continue;
+            }
+        };
+        let publisher = pkg.manifest.publisher.clone();
+        if !keys.contains_key(&publisher) {
+            let path = key_file.with_file_name(format!("demo-publisher-{publisher}.key"));
+            let key = if path.exists() {
+                PublisherKey::read(&path)?
+            } else {
+                let key = PublisherKey::generate(&publisher)?;
+                key.write(&path)?;
+                key
+            };
+            registry
+                .trust(&system, &publisher, &key.public_hex())
+                .await?;
+            keys.insert(publisher.clone(), key);
+        }
+        pkg.sign(&keys[&publisher])?;
+        let id = pkg.manifest.id.clone();
+        let line = match registry.info(&id).await {
+            Err(_) => {
+                registry.install(&system, &pkg.encode()).await?;
+                format!("{id} {}: installed", pkg.manifest.version)
+            }
+            Ok(info)
+                if semver::Version::parse(&info.version)
+                    .is_ok_and(|v| v < pkg.manifest.semver()) =>
+            {
+                registry.upgrade(&system, &pkg.encode()).await?;
+                format!("{id}: upgraded {} → {}", info.version, pkg.manifest.version)
+            }
+            Ok(info) => format!("{id} {}: already installed", info.version),
+        };
+        if !pkg.manifest.capabilities.is_empty() {
+            registry
+                .grant(&system, &id, &city, &pkg.manifest.capabilities, true)
+                .await?;
+        }
+        registry.set_enabled(&system, &id, &city, true).await?;
+        lines.push(format!("{line}, enabled at {city}"));
+    }
+    Ok(lines)
+}
+
+fn registry_db(r: &crate::plugins::registry::Registry) -> &sqlx::AnyPool {
+    r.kernel().db.reader()
+}

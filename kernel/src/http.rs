@@ -81,7 +81,9 @@ impl AppState {
     fn site_path(&self, code: &str) -> Option<String> {
         let generation = self.registry.as_ref().map_or(0, |r| r.generation());
         let map = self.known_sites.read().unwrap_or_else(|e| e.into_inner());
-        (map.0 == generation).then(|| map.1.get(code).cloned()).flatten()
+        (map.0 == generation)
+            .then(|| map.1.get(code).cloned())
+            .flatten()
     }
 
     fn remember_site(&self, code: &str, path: &str) {

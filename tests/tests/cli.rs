@@ -152,33 +152,84 @@ fn plugin_packages_from_build_to_enabled() {
     let (code, _, err) = run(&dep, &["migrate"]);
     assert_eq!(code, 0, "{err}");
     let sites = dir.join("sites.csv");
-    std::fs::write(&sites, "code,name_zh,kind,parent_code\nC,市,city,\nT1,一镇,township,C\n").unwrap();
+    std::fs::write(
+        &sites,
+        "code,name_zh,kind,parent_code\nC,市,city,\nT1,一镇,township,C\n",
+    )
+    .unwrap();
     assert_eq!(run(&dep, &["site", "import", sites.to_str().unwrap()]).0, 0);
 
     let key = dir.join("lifelong.key");
-    let (code, out, err) = run(&dep, &["plugin", "keygen", "--publisher", "lifelong", "--out", key.to_str().unwrap()]);
+    let (code, out, err) = run(
+        &dep,
+        &[
+            "plugin",
+            "keygen",
+            "--publisher",
+            "lifelong",
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let public = out
         .lines()
         .find_map(|l| l.strip_prefix("public key: "))
         .unwrap()
         .to_string();
-    let (code, _, err) = run(&dep, &["plugin", "keygen", "--publisher", "lifelong", "--out", key.to_str().unwrap()]);
+    let (code, _, err) = run(
+        &dep,
+        &[
+            "plugin",
+            "keygen",
+            "--publisher",
+            "lifelong",
+            "--out",
+            key.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 1);
-    assert!(err.starts_with("error: cannot create") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("error: cannot create") && err.lines().count() == 1,
+        "{err}"
+    );
 
     let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/probe");
     let pkg = dir.join("probe.llpkg");
-    let (code, out, err) = run(&dep, &["plugin", "build", plugin.to_str().unwrap(), "--out", pkg.to_str().unwrap()]);
+    let (code, out, err) = run(
+        &dep,
+        &[
+            "plugin",
+            "build",
+            plugin.to_str().unwrap(),
+            "--out",
+            pkg.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("built probe 1.0.0 (") && out.contains(", unsigned)"), "{out}");
+    assert!(
+        out.starts_with("built probe 1.0.0 (") && out.contains(", unsigned)"),
+        "{out}"
+    );
 
     // Not development mode: unsigned, then unknown publisher, are refused.
     let install = |dep: &Deployment| run(dep, &["plugin", "install", pkg.to_str().unwrap()]);
     let (code, _, err) = install(&dep);
     assert_eq!(code, 1);
-    assert!(err.starts_with("error: signature: the package is not signed;") && err.lines().count() == 1, "{err}");
-    let (code, out, err) = run(&dep, &["plugin", "sign", pkg.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(
+        err.starts_with("error: signature: the package is not signed;") && err.lines().count() == 1,
+        "{err}"
+    );
+    let (code, out, err) = run(
+        &dep,
+        &[
+            "plugin",
+            "sign",
+            pkg.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "signed probe 1.0.0 as lifelong\n");
     let (code, _, err) = install(&dep);
@@ -188,29 +239,62 @@ fn plugin_packages_from_build_to_enabled() {
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = install(&dep);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("installed probe 1.0.0 by lifelong, signed"), "{out}");
+    assert!(
+        out.starts_with("installed probe 1.0.0 by lifelong, signed"),
+        "{out}"
+    );
 
     let (code, _, err) = run(&dep, &["plugin", "enable", "probe", "--site", "T1"]);
     assert_eq!(code, 1);
     assert_eq!(err, "error: plugin probe asks for sites.read, identity.read, accounts.record, not granted at site T1; grant them first\n");
-    let (code, _, err) = run(&dep, &["plugin", "grant", "probe", "--site", "C", "sites.read", "identity.read", "accounts.record"]);
+    let (code, _, err) = run(
+        &dep,
+        &[
+            "plugin",
+            "grant",
+            "probe",
+            "--site",
+            "C",
+            "sites.read",
+            "identity.read",
+            "accounts.record",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(&dep, &["plugin", "enable", "probe", "--site", "T1"]);
     assert_eq!(code, 0, "{err}");
     let (code, out, _) = run(&dep, &["plugin", "list"]);
-    assert_eq!((code, out.as_str()), (0, "probe 1.0.0 by lifelong, signed  enabled at: T1\n"));
-    let (code, out, err) = run(&dep, &["plugin", "settings", "probe", "--site", "T1", "min_age=60"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "probe 1.0.0 by lifelong, signed  enabled at: T1\n")
+    );
+    let (code, out, err) = run(
+        &dep,
+        &["plugin", "settings", "probe", "--site", "T1", "min_age=60"],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "min_age = 60\n");
-    let (code, _, err) = run(&dep, &["plugin", "settings", "probe", "--site", "T1", "min_age=old"]);
+    let (code, _, err) = run(
+        &dep,
+        &["plugin", "settings", "probe", "--site", "T1", "min_age=old"],
+    );
     assert_eq!(code, 1);
-    assert_eq!(err, "error: value: setting min_age of plugin probe is of type integer\n");
+    assert_eq!(
+        err,
+        "error: value: setting min_age of plugin probe is of type integer\n"
+    );
     let (code, _, err) = run(&dep, &["plugin", "upgrade", pkg.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("an upgrade must go to a higher version, not 1.0.0"), "{err}");
+    assert!(
+        err.contains("an upgrade must go to a higher version, not 1.0.0"),
+        "{err}"
+    );
     let (code, _, err) = run(&dep, &["plugin", "rollback", "probe"]);
     assert_eq!(code, 1);
-    assert!(err.contains("has no earlier version to roll back to"), "{err}");
+    assert!(
+        err.contains("has no earlier version to roll back to"),
+        "{err}"
+    );
     let (code, out, _) = run(&dep, &["plugin", "info", "probe"]);
     assert_eq!(code, 0);
     let info: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -125,7 +125,12 @@ async fn registry(cfg: &Config) -> Result<Registry> {
     let k = super::open(cfg).await?;
     let runtime = crate::plugins::Runtime::new(crate::plugins::RuntimeLimits::default())
         .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
-    Ok(Registry::new(k, runtime, Some(cfg.compiled_dir()), cfg.dev_mode))
+    Ok(Registry::new(
+        k,
+        runtime,
+        Some(cfg.compiled_dir()),
+        cfg.dev_mode,
+    ))
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>> {
@@ -148,7 +153,11 @@ fn summary(i: &PluginInfo) -> String {
             format!(" ({name})")
         },
         i.publisher,
-        if i.signed { ", signed" } else { ", UNSIGNED (development mode)" }
+        if i.signed {
+            ", signed"
+        } else {
+            ", UNSIGNED (development mode)"
+        }
     )
 }
 
@@ -162,7 +171,10 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
                 pkg.sign(&PublisherKey::read(&key)?)?;
             }
             let out = out.unwrap_or_else(|| {
-                PathBuf::from(format!("{}-{}.llpkg", pkg.manifest.id, pkg.manifest.version))
+                PathBuf::from(format!(
+                    "{}-{}.llpkg",
+                    pkg.manifest.id, pkg.manifest.version
+                ))
             });
             std::fs::write(&out, pkg.encode())
                 .with_context(|| format!("writing {}", out.display()))?;
@@ -172,7 +184,11 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
                 pkg.manifest.version,
                 pkg.component.len(),
                 package::sha256_hex(&pkg.component),
-                if pkg.signature.is_some() { ", signed" } else { ", unsigned" },
+                if pkg.signature.is_some() {
+                    ", signed"
+                } else {
+                    ", unsigned"
+                },
                 out.display()
             );
         }
@@ -208,12 +224,18 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
             println!("publisher {publisher} is trusted");
         }
         PluginCommand::Install { package } => {
-            let info = registry(cfg).await?.install(&system, &read(&package)?).await?;
+            let info = registry(cfg)
+                .await?
+                .install(&system, &read(&package)?)
+                .await?;
             println!("installed {}", summary(&info));
             println!("enable it with: lifelong plugin grant {0} --site CODE <capabilities>; lifelong plugin enable {0} --site CODE", info.id);
         }
         PluginCommand::Upgrade { package } => {
-            let info = registry(cfg).await?.upgrade(&system, &read(&package)?).await?;
+            let info = registry(cfg)
+                .await?
+                .upgrade(&system, &read(&package)?)
+                .await?;
             println!(
                 "upgraded to {} (was {})",
                 summary(&info),
@@ -309,9 +331,10 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
             }
             let s = crate::sites::get(&k.db, &system, &site).await?;
             for def in &manifest.settings {
-                let v = crate::plugins::settings::effective(&k, &manifest, Some(&s.path), &def.name)
-                    .await?
-                    .unwrap_or(serde_json::Value::Null);
+                let v =
+                    crate::plugins::settings::effective(&k, &manifest, Some(&s.path), &def.name)
+                        .await?
+                        .unwrap_or(serde_json::Value::Null);
                 println!("{} = {v}", def.name);
             }
         }

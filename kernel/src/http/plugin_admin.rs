@@ -26,7 +26,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/plugin-registry",
-            get(list).post(install).layer(DefaultBodyLimit::max(MAX_PACKAGE_BYTES)),
+            get(list)
+                .post(install)
+                .layer(DefaultBodyLimit::max(MAX_PACKAGE_BYTES)),
         )
         .route("/plugin-registry/{plugin}", get(info).delete(remove))
         .route(
@@ -87,10 +89,7 @@ async fn upgrade(
     if pkg.manifest.id != plugin {
         return Err(Error::invalid(
             "package",
-            format!(
-                "the package is plugin {}, not {plugin}",
-                pkg.manifest.id
-            ),
+            format!("the package is plugin {}, not {plugin}", pkg.manifest.id),
         )
         .into());
     }
@@ -225,9 +224,5 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .registry()
         .map(|r| r.runtime().observatory().render())
         .unwrap_or_default();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -79,7 +79,7 @@ pub async fn fan_out(
 /// Where one delivery goes.
 pub enum Route {
     /// Run it on this plugin version (restricted to the site's grants).
-    Deliver(Loaded),
+    Deliver(Box<Loaded>),
     /// The subscriber is not enabled at the event's site: mark the delivery
     /// done without running it (enabling a module later does not replay
     /// what happened before).
@@ -96,7 +96,15 @@ pub async fn deliver_due(
     max_attempts: i64,
 ) -> Result<Pass, sqlx::Error> {
     let now = now_micros();
-    type Due = (i64, String, i64, String, String, Option<String>, Option<String>);
+    type Due = (
+        i64,
+        String,
+        i64,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
     let due: Vec<Due> = sqlx::query_as(
         "SELECT d.event_id, d.subscriber, d.attempts, o.name, o.payload, COALESCE(s.code, o.site), o.site \
          FROM plugin_deliveries d JOIN plugin_outbox o ON o.id = d.event_id \
@@ -110,7 +118,7 @@ pub async fn deliver_due(
     let mut pass = Pass::default();
     for (event_id, subscriber, attempts, name, payload, site, path) in due {
         let loaded = match route(&subscriber, path.as_deref().filter(|p| !p.is_empty())) {
-            Route::Deliver(l) => l,
+            Route::Deliver(l) => *l,
             Route::Wait => continue,
             Route::Skip => {
                 let mut tx = k.db.begin().await?;

@@ -382,7 +382,10 @@ mod tests {
         let e = parse(&base("t", "id", "id").replace("id = \"p\"", "id = \"p_q\""))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("must be lower-case letters, digits and '-'"), "{e}");
+        assert!(
+            e.contains("must be lower-case letters, digits and '-'"),
+            "{e}"
+        );
         let e = parse(&base("t", "id", "nope")).unwrap_err().to_string();
         assert_eq!(e, "table t names unknown column \"nope\"");
         let e = parse("id = \"p\"\nversion = \"1.0\"\npublisher = \"x\"\nhost_api = \"^1\"")

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 /// Log lines kept per plugin.
@@ -97,10 +96,13 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// Counters by (plugin, version).
+type ByVersion = BTreeMap<(String, String), Arc<PluginMetrics>>;
+
 /// Every plugin version's counters and every plugin's recent logs.
 #[derive(Debug, Clone, Default)]
 pub struct Observatory {
-    metrics: Arc<RwLock<BTreeMap<(String, String), Arc<PluginMetrics>>>>,
+    metrics: Arc<RwLock<ByVersion>>,
     logs: Arc<Mutex<BTreeMap<String, VecDeque<LogLine>>>>,
 }
 
@@ -138,7 +140,12 @@ impl Observatory {
     pub fn recent_logs(&self, plugin: &str, limit: usize) -> Vec<LogLine> {
         let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         logs.get(plugin)
-            .map(|q| q.iter().skip(q.len().saturating_sub(limit)).cloned().collect())
+            .map(|q| {
+                q.iter()
+                    .skip(q.len().saturating_sub(limit))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -146,7 +153,11 @@ impl Observatory {
     pub fn render(&self) -> String {
         let metrics = self.metrics.read().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        let each = |out: &mut String, name: &str, help: &str, ty: &str, f: &dyn Fn(&mut String, &str, &PluginMetrics)| {
+        let each = |out: &mut String,
+                    name: &str,
+                    help: &str,
+                    ty: &str,
+                    f: &dyn Fn(&mut String, &str, &PluginMetrics)| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}");
             for ((plugin, version), m) in metrics.iter() {
                 let labels = format!("plugin=\"{plugin}\",version=\"{version}\"");
@@ -154,37 +165,109 @@ impl Observatory {
             }
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        each(&mut out, "lifelong_plugin_calls_total", "Plugin calls (requests and event deliveries).", "counter", &|o, l, m| {
-            let _ = writeln!(o, "lifelong_plugin_calls_total{{{l}}} {}", load(&m.calls));
-        });
-        each(&mut out, "lifelong_plugin_errors_total", "Failed plugin calls by kind.", "counter", &|o, l, m| {
-            for (i, kind) in KINDS.iter().enumerate() {
-                let _ = writeln!(o, "lifelong_plugin_errors_total{{{l},kind=\"{kind}\"}} {}", load(&m.errors[i]));
-            }
-        });
-        each(&mut out, "lifelong_plugin_call_duration_seconds", "Plugin call latency, instantiation to commit.", "histogram", &|o, l, m| {
-            let mut cumulative = 0;
-            for (i, b) in BUCKETS.iter().enumerate() {
-                cumulative += load(&m.buckets[i]);
-                let _ = writeln!(o, "lifelong_plugin_call_duration_seconds_bucket{{{l},le=\"{b}\"}} {cumulative}");
-            }
-            let count = load(&m.latency_count);
-            let _ = writeln!(o, "lifelong_plugin_call_duration_seconds_bucket{{{l},le=\"+Inf\"}} {count}");
-            let _ = writeln!(o, "lifelong_plugin_call_duration_seconds_sum{{{l}}} {}", load(&m.latency_micros) as f64 / 1e6);
-            let _ = writeln!(o, "lifelong_plugin_call_duration_seconds_count{{{l}}} {count}");
-        });
-        each(&mut out, "lifelong_plugin_peak_memory_bytes", "Most linear memory one call of the plugin used.", "gauge", &|o, l, m| {
-            let _ = writeln!(o, "lifelong_plugin_peak_memory_bytes{{{l}}} {}", load(&m.peak_memory));
-        });
-        each(&mut out, "lifelong_plugin_retries_total", "Calls re-run on a fresh instance after a write conflict.", "counter", &|o, l, m| {
-            let _ = writeln!(o, "lifelong_plugin_retries_total{{{l}}} {}", load(&m.retries));
-        });
-        each(&mut out, "lifelong_plugin_events_delivered_total", "Events delivered to the plugin.", "counter", &|o, l, m| {
-            let _ = writeln!(o, "lifelong_plugin_events_delivered_total{{{l}}} {}", load(&m.delivered));
-        });
-        each(&mut out, "lifelong_plugin_events_dead_lettered_total", "Event deliveries parked after their last attempt.", "counter", &|o, l, m| {
-            let _ = writeln!(o, "lifelong_plugin_events_dead_lettered_total{{{l}}} {}", load(&m.dead_lettered));
-        });
+        each(
+            &mut out,
+            "lifelong_plugin_calls_total",
+            "Plugin calls (requests and event deliveries).",
+            "counter",
+            &|o, l, m| {
+                let _ = writeln!(o, "lifelong_plugin_calls_total{{{l}}} {}", load(&m.calls));
+            },
+        );
+        each(
+            &mut out,
+            "lifelong_plugin_errors_total",
+            "Failed plugin calls by kind.",
+            "counter",
+            &|o, l, m| {
+                for (i, kind) in KINDS.iter().enumerate() {
+                    let _ = writeln!(
+                        o,
+                        "lifelong_plugin_errors_total{{{l},kind=\"{kind}\"}} {}",
+                        load(&m.errors[i])
+                    );
+                }
+            },
+        );
+        each(
+            &mut out,
+            "lifelong_plugin_call_duration_seconds",
+            "Plugin call latency, instantiation to commit.",
+            "histogram",
+            &|o, l, m| {
+                let mut cumulative = 0;
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    cumulative += load(&m.buckets[i]);
+                    let _ = writeln!(o, "lifelong_plugin_call_duration_seconds_bucket{{{l},le=\"{b}\"}} {cumulative}");
+                }
+                let count = load(&m.latency_count);
+                let _ = writeln!(
+                    o,
+                    "lifelong_plugin_call_duration_seconds_bucket{{{l},le=\"+Inf\"}} {count}"
+                );
+                let _ = writeln!(
+                    o,
+                    "lifelong_plugin_call_duration_seconds_sum{{{l}}} {}",
+                    load(&m.latency_micros) as f64 / 1e6
+                );
+                let _ = writeln!(
+                    o,
+                    "lifelong_plugin_call_duration_seconds_count{{{l}}} {count}"
+                );
+            },
+        );
+        each(
+            &mut out,
+            "lifelong_plugin_peak_memory_bytes",
+            "Most linear memory one call of the plugin used.",
+            "gauge",
+            &|o, l, m| {
+                let _ = writeln!(
+                    o,
+                    "lifelong_plugin_peak_memory_bytes{{{l}}} {}",
+                    load(&m.peak_memory)
+                );
+            },
+        );
+        each(
+            &mut out,
+            "lifelong_plugin_retries_total",
+            "Calls re-run on a fresh instance after a write conflict.",
+            "counter",
+            &|o, l, m| {
+                let _ = writeln!(
+                    o,
+                    "lifelong_plugin_retries_total{{{l}}} {}",
+                    load(&m.retries)
+                );
+            },
+        );
+        each(
+            &mut out,
+            "lifelong_plugin_events_delivered_total",
+            "Events delivered to the plugin.",
+            "counter",
+            &|o, l, m| {
+                let _ = writeln!(
+                    o,
+                    "lifelong_plugin_events_delivered_total{{{l}}} {}",
+                    load(&m.delivered)
+                );
+            },
+        );
+        each(
+            &mut out,
+            "lifelong_plugin_events_dead_lettered_total",
+            "Event deliveries parked after their last attempt.",
+            "counter",
+            &|o, l, m| {
+                let _ = writeln!(
+                    o,
+                    "lifelong_plugin_events_dead_lettered_total{{{l}}} {}",
+                    load(&m.dead_lettered)
+                );
+            },
+        );
         out
     }
 }
@@ -202,11 +285,17 @@ mod tests {
         m.retry();
         let text = o.render();
         assert!(text.contains("lifelong_plugin_calls_total{plugin=\"hello\",version=\"1.0.0\"} 2"));
-        assert!(text.contains("lifelong_plugin_errors_total{plugin=\"hello\",version=\"1.0.0\",kind=\"deadline\"} 1"));
+        assert!(text.contains(
+            "lifelong_plugin_errors_total{plugin=\"hello\",version=\"1.0.0\",kind=\"deadline\"} 1"
+        ));
         assert!(text.contains("lifelong_plugin_call_duration_seconds_bucket{plugin=\"hello\",version=\"1.0.0\",le=\"0.0001\"} 1"));
         assert!(text.contains("lifelong_plugin_call_duration_seconds_bucket{plugin=\"hello\",version=\"1.0.0\",le=\"0.005\"} 2"));
-        assert!(text.contains("lifelong_plugin_peak_memory_bytes{plugin=\"hello\",version=\"1.0.0\"} 131072"));
-        assert!(text.contains("lifelong_plugin_retries_total{plugin=\"hello\",version=\"1.0.0\"} 1"));
+        assert!(text.contains(
+            "lifelong_plugin_peak_memory_bytes{plugin=\"hello\",version=\"1.0.0\"} 131072"
+        ));
+        assert!(
+            text.contains("lifelong_plugin_retries_total{plugin=\"hello\",version=\"1.0.0\"} 1")
+        );
     }
 
     #[test]

@@ -113,7 +113,10 @@ impl Package {
             let text = std::str::from_utf8(signature)
                 .map_err(|_| Error::invalid("signature", "the signature block is not UTF-8"))?;
             p.signature = Some(toml::from_str(text).map_err(|e| {
-                Error::invalid("signature", format!("unreadable signature block: {}", e.message()))
+                Error::invalid(
+                    "signature",
+                    format!("unreadable signature block: {}", e.message()),
+                )
             })?);
         }
         Ok(p)
@@ -216,7 +219,11 @@ impl Package {
 
 fn section<'a>(bytes: &'a [u8], what: &str, max: usize) -> Result<(&'a [u8], &'a [u8])> {
     let truncated = || invalid(format!("the package is truncated in its {what} section"));
-    let len: [u8; 4] = bytes.get(..4).ok_or_else(truncated)?.try_into().map_err(|_| truncated())?;
+    let len: [u8; 4] = bytes
+        .get(..4)
+        .ok_or_else(truncated)?
+        .try_into()
+        .map_err(|_| truncated())?;
     let len = u32::from_le_bytes(len) as usize;
     if len > max {
         return Err(invalid(format!(
@@ -300,12 +307,15 @@ impl PublisherKey {
     pub fn read(path: &Path) -> anyhow::Result<PublisherKey> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let f: KeyFile = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{} is not a key file: {}", path.display(), e.message()))?;
+        let f: KeyFile = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{} is not a key file: {}", path.display(), e.message())
+        })?;
         let secret: [u8; 32] = hex::decode(&f.secret_key)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| anyhow::anyhow!("{}: secret_key is not 64 hex digits", path.display()))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("{}: secret_key is not 64 hex digits", path.display())
+            })?;
         Ok(PublisherKey {
             publisher: f.publisher,
             signing: SigningKey::from_bytes(&secret),
@@ -489,7 +499,10 @@ mod tests {
         p.sign(&key).unwrap();
         let bytes = p.encode();
         let back = Package::decode(&bytes).unwrap();
-        assert_eq!(back.verify(Some(&key.public_hex()), false).unwrap(), Trust::Signed);
+        assert_eq!(
+            back.verify(Some(&key.public_hex()), false).unwrap(),
+            Trust::Signed
+        );
 
         // One flipped byte of the component.
         let mut tampered = bytes.clone();
@@ -503,7 +516,10 @@ mod tests {
 
         // Another publisher's key.
         let other = PublisherKey::generate("acme").unwrap();
-        let e = back.verify(Some(&other.public_hex()), true).unwrap_err().to_string();
+        let e = back
+            .verify(Some(&other.public_hex()), true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not match"), "{e}");
     }
 
@@ -524,7 +540,9 @@ mod tests {
         let e = Package::decode(b"PK\x03\x04").unwrap_err().to_string();
         assert!(e.contains("bad magic"), "{e}");
         let bytes = pkg().encode();
-        let e = Package::decode(&bytes[..bytes.len() - 3]).unwrap_err().to_string();
+        let e = Package::decode(&bytes[..bytes.len() - 3])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncated"), "{e}");
         let mut extra = bytes.clone();
         extra.push(0);

@@ -165,14 +165,13 @@ async fn bump(tx: &mut Tx) -> Result<()> {
     Ok(())
 }
 
-async fn registry_row(
-    tx: &mut Tx,
-    plugin: &str,
-) -> Result<Option<(String, Option<String>)>> {
-    Ok(sqlx::query_as("SELECT active, previous FROM plugin_registry WHERE plugin = $1")
-        .bind(plugin)
-        .fetch_optional(&mut **tx)
-        .await?)
+async fn registry_row(tx: &mut Tx, plugin: &str) -> Result<Option<(String, Option<String>)>> {
+    Ok(
+        sqlx::query_as("SELECT active, previous FROM plugin_registry WHERE plugin = $1")
+            .bind(plugin)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
 }
 
 async fn stored_manifest(tx: &mut Tx, plugin: &str, version: &str) -> Result<Manifest> {
@@ -182,7 +181,11 @@ async fn stored_manifest(tx: &mut Tx, plugin: &str, version: &str) -> Result<Man
             .bind(version)
             .fetch_one(&mut **tx)
             .await?;
-    super::manifest::parse(&text).map_err(|e| Error::Internal(anyhow::anyhow!("stored manifest of {plugin} {version}: {e}")))
+    super::manifest::parse(&text).map_err(|e| {
+        Error::Internal(anyhow::anyhow!(
+            "stored manifest of {plugin} {version}: {e}"
+        ))
+    })
 }
 
 /// Every installed plugin's active manifest.
@@ -195,7 +198,8 @@ async fn active_manifests(tx: &mut Tx) -> Result<Vec<Manifest>> {
     .await?;
     rows.into_iter()
         .map(|(t,)| {
-            super::manifest::parse(&t).map_err(|e| Error::Internal(anyhow::anyhow!("stored manifest: {e}")))
+            super::manifest::parse(&t)
+                .map_err(|e| Error::Internal(anyhow::anyhow!("stored manifest: {e}")))
         })
         .collect()
 }
@@ -234,7 +238,12 @@ async fn site_rows(
 impl Registry {
     /// A registry over `kernel`'s database; compiled components are cached
     /// in `cache` if given. `dev_mode` accepts unsigned packages.
-    pub fn new(kernel: Kernel, runtime: Runtime, cache: Option<PathBuf>, dev_mode: bool) -> Registry {
+    pub fn new(
+        kernel: Kernel,
+        runtime: Runtime,
+        cache: Option<PathBuf>,
+        dev_mode: bool,
+    ) -> Registry {
         Registry {
             kernel,
             runtime,
@@ -244,6 +253,11 @@ impl Registry {
             refreshing: Arc::default(),
             compiled: Arc::default(),
         }
+    }
+
+    /// The kernel this registry serves.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
     }
 
     /// True if unsigned packages are accepted.
@@ -292,7 +306,10 @@ impl Registry {
                 return Ok(l.with_grants(grants));
             }
         }
-        Err(Refusal::NotGranted(missing(&slot.active.manifest, &granted)))
+        Err(Refusal::NotGranted(missing(
+            &slot.active.manifest,
+            &granted,
+        )))
     }
 
     /// The active version of `plugin` with every capability it declares,
@@ -318,7 +335,7 @@ impl Registry {
     /// Where an event delivery to `plugin` goes (see [`super::events::Route`]).
     pub fn route_event(&self, plugin: &str, path: Option<&str>) -> super::events::Route {
         match self.route(plugin, path) {
-            Ok(l) => super::events::Route::Deliver(l),
+            Ok(l) => super::events::Route::Deliver(Box::new(l)),
             Err(Refusal::NotInstalled) => super::events::Route::Wait,
             Err(_) => super::events::Route::Skip,
         }
@@ -379,9 +396,11 @@ impl Registry {
                 }
             }
             let previous = versions.pop().flatten();
-            let Some(active) = versions.pop().flatten().or_else(|| {
-                old.plugins.get(&plugin).map(|s| s.active.clone())
-            }) else {
+            let Some(active) = versions
+                .pop()
+                .flatten()
+                .or_else(|| old.plugins.get(&plugin).map(|s| s.active.clone()))
+            else {
                 continue;
             };
             self.runtime.subscribe(&active.manifest);
@@ -414,7 +433,12 @@ impl Registry {
             .snapshot()
             .plugins
             .values()
-            .map(|s| (s.active.manifest.id.clone(), s.active.manifest.version.clone()))
+            .map(|s| {
+                (
+                    s.active.manifest.id.clone(),
+                    s.active.manifest.version.clone(),
+                )
+            })
             .collect();
         v.sort();
         v
@@ -485,7 +509,10 @@ impl Registry {
             if ms == 0 || u128::from(ms) > caps.deadline.as_millis() {
                 return Err(Error::invalid(
                     "limits.deadline_ms",
-                    format!("{ms} ms is outside this kernel's range of 1 to {} ms", caps.deadline.as_millis()),
+                    format!(
+                        "{ms} ms is outside this kernel's range of 1 to {} ms",
+                        caps.deadline.as_millis()
+                    ),
                 ));
             }
         }
@@ -500,10 +527,14 @@ impl Registry {
         }
         let sha = package::sha256_hex(&pkg.component);
         let compiled = self.compile(&pkg.component, &sha).map_err(|e| {
-            Error::invalid("component", format!("not a valid WebAssembly component: {e:#}"))
+            Error::invalid(
+                "component",
+                format!("not a valid WebAssembly component: {e:#}"),
+            )
         })?;
         let built_for = package::check_component(self.runtime.engine(), &compiled)?;
-        let req = semver::VersionReq::parse(&m.host_api).map_err(|e| Error::invalid("host_api", e))?;
+        let req =
+            semver::VersionReq::parse(&m.host_api).map_err(|e| Error::invalid("host_api", e))?;
         if !req.matches(&built_for) {
             return Err(Error::invalid(
                 "host_api",
@@ -513,19 +544,29 @@ impl Registry {
         // Linking catches an import of the right name with the wrong type.
         self.runtime
             .prepare(m.clone(), &compiled, self.kernel.db.backend())
-            .map_err(|e| Error::invalid("component", format!("does not link against this kernel: {e:#}")))?;
+            .map_err(|e| {
+                Error::invalid(
+                    "component",
+                    format!("does not link against this kernel: {e:#}"),
+                )
+            })?;
         let mut tx = self.kernel.db.begin_read().await?;
         for (dep, req) in &m.dependencies {
-            let req = semver::VersionReq::parse(req).map_err(|e| Error::invalid("dependencies", e))?;
+            let req =
+                semver::VersionReq::parse(req).map_err(|e| Error::invalid("dependencies", e))?;
             match registry_row(&mut tx, dep).await? {
                 None => {
                     return Err(Error::invalid(
                         "dependencies",
-                        format!("plugin {} needs plugin {dep} {req}, which is not installed", m.id),
+                        format!(
+                            "plugin {} needs plugin {dep} {req}, which is not installed",
+                            m.id
+                        ),
                     ))
                 }
                 Some((active, _)) => {
-                    let v = semver::Version::parse(&active).map_err(|e| Error::Internal(e.into()))?;
+                    let v =
+                        semver::Version::parse(&active).map_err(|e| Error::Internal(e.into()))?;
                     if !req.matches(&v) {
                         return Err(Error::invalid(
                             "dependencies",
@@ -539,7 +580,13 @@ impl Registry {
         Ok(trust)
     }
 
-    async fn store_version(&self, tx: &mut Tx, actor: &Actor, pkg: &Package, trust: &Trust) -> Result<()> {
+    async fn store_version(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        pkg: &Package,
+        trust: &Trust,
+    ) -> Result<()> {
         let m = &pkg.manifest;
         sqlx::query(
             "INSERT INTO plugin_versions (plugin, version, manifest, component, sha256, signed, installed_at, installed_by) \
@@ -569,7 +616,10 @@ impl Registry {
             if let Some((active, _)) = registry_row(&mut tx, &m.id).await? {
                 return Err(Error::conflict(
                     "id",
-                    format!("plugin {} is already installed (version {active}); use upgrade", m.id),
+                    format!(
+                        "plugin {} is already installed (version {active}); use upgrade",
+                        m.id
+                    ),
                 ));
             }
             tx.rollback().await?;
@@ -577,7 +627,10 @@ impl Registry {
         let trust = self.check(&pkg).await?;
         let mut tx = self.kernel.db.begin().await?;
         if registry_row(&mut tx, &m.id).await?.is_some() {
-            return Err(Error::conflict("id", format!("plugin {} was installed meanwhile", m.id)));
+            return Err(Error::conflict(
+                "id",
+                format!("plugin {} was installed meanwhile", m.id),
+            ));
         }
         self.store_version(&mut tx, actor, &pkg, &trust).await?;
         sqlx::query("INSERT INTO plugin_registry (plugin, active, previous, updated_at) VALUES ($1, $2, NULL, $3)")
@@ -588,7 +641,9 @@ impl Registry {
             .await?;
         super::tables::ensure(&mut tx, self.kernel.db.backend(), m)
             .await
-            .map_err(|e| Error::invalid("tables", format!("creating the tables of {}: {e}", m.id)))?;
+            .map_err(|e| {
+                Error::invalid("tables", format!("creating the tables of {}: {e}", m.id))
+            })?;
         bump(&mut tx).await?;
         audit::record(
             &mut tx,
@@ -635,7 +690,10 @@ impl Registry {
                 if !req.matches(&m.semver()) {
                     return Err(Error::conflict(
                         "version",
-                        format!("plugin {} needs {} {req}, which version {} does not meet", other.id, m.id, m.version),
+                        format!(
+                            "plugin {} needs {} {req}, which version {} does not meet",
+                            other.id, m.id, m.version
+                        ),
                     ));
                 }
             }
@@ -648,16 +706,22 @@ impl Registry {
             return Err(Error::NotFound(format!("plugin {}", m.id)));
         };
         if active_now != active {
-            return Err(Error::conflict("version", format!("plugin {} changed version meanwhile; try again", m.id)));
+            return Err(Error::conflict(
+                "version",
+                format!("plugin {} changed version meanwhile; try again", m.id),
+            ));
         }
         let old = stored_manifest(&mut tx, &m.id, &active).await?;
         // The snapshot of the version before this one is replaced.
         if let Some(prev) = previous {
             let prev = stored_manifest(&mut tx, &m.id, &prev).await?;
             for t in &prev.tables {
-                sqlx::query(&format!("DROP TABLE IF EXISTS {}", snapshot_name(&m.id, &t.name)))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(&format!(
+                    "DROP TABLE IF EXISTS {}",
+                    snapshot_name(&m.id, &t.name)
+                ))
+                .execute(&mut *tx)
+                .await?;
             }
         }
         for t in &old.tables {
@@ -665,9 +729,12 @@ impl Registry {
             sqlx::query(&format!("DROP TABLE IF EXISTS {snap}"))
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(&format!("CREATE TABLE {snap} AS SELECT * FROM {}", stored_name(&m.id, &t.name)))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "CREATE TABLE {snap} AS SELECT * FROM {}",
+                stored_name(&m.id, &t.name)
+            ))
+            .execute(&mut *tx)
+            .await?;
         }
         super::tables::ensure(&mut tx, self.kernel.db.backend(), m)
             .await
@@ -724,8 +791,15 @@ impl Registry {
             let live = stored_name(plugin, &t.name);
             match before.tables.iter().find(|b| b.name == t.name) {
                 Some(b) => {
-                    let cols = b.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
-                    sqlx::query(&format!("DELETE FROM {live}")).execute(&mut *tx).await?;
+                    let cols = b
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    sqlx::query(&format!("DELETE FROM {live}"))
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query(&format!(
                         "INSERT INTO {live} ({cols}) SELECT {cols} FROM {}",
                         snapshot_name(plugin, &t.name)
@@ -734,14 +808,19 @@ impl Registry {
                     .await?;
                 }
                 None => {
-                    sqlx::query(&format!("DROP TABLE IF EXISTS {live}")).execute(&mut *tx).await?;
+                    sqlx::query(&format!("DROP TABLE IF EXISTS {live}"))
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
         }
         for t in &before.tables {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {}", snapshot_name(plugin, &t.name)))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "DROP TABLE IF EXISTS {}",
+                snapshot_name(plugin, &t.name)
+            ))
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query("UPDATE plugin_registry SET active = $1, previous = NULL, updated_at = $2 WHERE plugin = $3")
             .bind(&previous)
@@ -801,10 +880,11 @@ impl Registry {
                 .await?;
         }
         if purge {
-            let versions: Vec<(String,)> = sqlx::query_as("SELECT manifest FROM plugin_versions WHERE plugin = $1")
-                .bind(plugin)
-                .fetch_all(&mut *tx)
-                .await?;
+            let versions: Vec<(String,)> =
+                sqlx::query_as("SELECT manifest FROM plugin_versions WHERE plugin = $1")
+                    .bind(plugin)
+                    .fetch_all(&mut *tx)
+                    .await?;
             let mut tables = BTreeSet::new();
             for (text,) in versions {
                 if let Ok(m) = super::manifest::parse(&text) {
@@ -813,7 +893,9 @@ impl Registry {
             }
             for t in &tables {
                 for name in [stored_name(plugin, t), snapshot_name(plugin, t)] {
-                    sqlx::query(&format!("DROP TABLE IF EXISTS {name}")).execute(&mut *tx).await?;
+                    sqlx::query(&format!("DROP TABLE IF EXISTS {name}"))
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             for table in ["plugin_settings", "plugin_versions"] {
@@ -845,11 +927,21 @@ impl Registry {
     /// that site). Enabling needs every capability the plugin asks for
     /// granted at the site, and its dependencies enabled there. Disabling
     /// keeps all data.
-    pub async fn set_enabled(&self, actor: &Actor, plugin: &str, site: &str, enabled: bool) -> Result<()> {
+    pub async fn set_enabled(
+        &self,
+        actor: &Actor,
+        plugin: &str,
+        site: &str,
+        enabled: bool,
+    ) -> Result<()> {
         let site = crate::sites::get(&self.kernel.db, actor, site).await?;
         actor.require_admin(
             &site.path,
-            if enabled { "enabling a module" } else { "disabling a module" },
+            if enabled {
+                "enabling a module"
+            } else {
+                "disabling a module"
+            },
         )?;
         let mut tx = self.kernel.db.begin().await?;
         let Some((active, _)) = registry_row(&mut tx, plugin).await? else {
@@ -857,7 +949,7 @@ impl Registry {
         };
         if enabled {
             let m = stored_manifest(&mut tx, plugin, &active).await?;
-            let rows = site_rows(&mut *tx, Some(plugin)).await?;
+            let rows = site_rows(&mut tx, Some(plugin)).await?;
             let (_, grants) = rows.into_iter().next().map(|(_, r)| r).unwrap_or_default();
             let lacking = missing(&m, &granted_at(&grants, &site.path));
             if !lacking.is_empty() {
@@ -871,12 +963,15 @@ impl Registry {
                 ));
             }
             for dep in m.dependencies.keys() {
-                let rows = site_rows(&mut *tx, Some(dep)).await?;
+                let rows = site_rows(&mut tx, Some(dep)).await?;
                 let (en, _) = rows.into_iter().next().map(|(_, r)| r).unwrap_or_default();
                 if !enabled_at(&en, &site.path) {
                     return Err(Error::conflict(
                         "dependencies",
-                        format!("plugin {plugin} needs plugin {dep}, which is not enabled at site {}", site.code),
+                        format!(
+                            "plugin {plugin} needs plugin {dep}, which is not enabled at site {}",
+                            site.code
+                        ),
                     ));
                 }
             }
@@ -896,12 +991,18 @@ impl Registry {
             &mut tx,
             actor,
             Change {
-                action: if enabled { "plugin.enable" } else { "plugin.disable" },
+                action: if enabled {
+                    "plugin.enable"
+                } else {
+                    "plugin.disable"
+                },
                 site: Some((site.id, &site.path)),
                 object_type: "plugin",
                 object_id: plugin.to_string(),
                 before: None,
-                after: Some(serde_json::json!({"plugin": plugin, "site": site.code, "version": active})),
+                after: Some(
+                    serde_json::json!({"plugin": plugin, "site": site.code, "version": active}),
+                ),
             },
         )
         .await?;
@@ -922,7 +1023,10 @@ impl Registry {
         let site = crate::sites::get(&self.kernel.db, actor, site).await?;
         actor.require_admin(&site.path, "granting a module's capabilities")?;
         if capabilities.is_empty() {
-            return Err(Error::invalid("capabilities", "name at least one capability"));
+            return Err(Error::invalid(
+                "capabilities",
+                "name at least one capability",
+            ));
         }
         let mut tx = self.kernel.db.begin().await?;
         let Some((active, _)) = registry_row(&mut tx, plugin).await? else {
@@ -933,7 +1037,10 @@ impl Registry {
             if !CAPABILITIES.contains(&c.as_str()) {
                 return Err(Error::invalid(
                     "capabilities",
-                    format!("unknown capability {c:?}; this kernel offers {}", CAPABILITIES.join(", ")),
+                    format!(
+                        "unknown capability {c:?}; this kernel offers {}",
+                        CAPABILITIES.join(", ")
+                    ),
                 ));
             }
             if granted && !m.capabilities.contains(c) {
@@ -959,7 +1066,11 @@ impl Registry {
             &mut tx,
             actor,
             Change {
-                action: if granted { "plugin.grant" } else { "plugin.revoke" },
+                action: if granted {
+                    "plugin.grant"
+                } else {
+                    "plugin.revoke"
+                },
                 site: Some((site.id, &site.path)),
                 object_type: "plugin",
                 object_id: plugin.to_string(),
@@ -976,7 +1087,10 @@ impl Registry {
     pub async fn trust(&self, actor: &Actor, publisher: &str, public_key: &str) -> Result<()> {
         actor.require_city_admin("changing the plugin trust store")?;
         if !super::manifest::ident(publisher, &['-']) {
-            return Err(Error::invalid("publisher", "a publisher is lower-case letters, digits and '-'"));
+            return Err(Error::invalid(
+                "publisher",
+                "a publisher is lower-case letters, digits and '-'",
+            ));
         }
         let key = hex::encode(package::parse_public_key(public_key)?.to_bytes());
         let mut tx = self.kernel.db.begin().await?;
@@ -1009,16 +1123,21 @@ impl Registry {
 
     /// The trusted publishers and their keys.
     pub async fn publishers(&self) -> Result<Vec<(String, String)>> {
-        Ok(sqlx::query_as("SELECT publisher, public_key FROM plugin_publishers ORDER BY publisher")
+        Ok(
+            sqlx::query_as(
+                "SELECT publisher, public_key FROM plugin_publishers ORDER BY publisher",
+            )
             .fetch_all(self.kernel.db.reader())
-            .await?)
+            .await?,
+        )
     }
 
     /// Every installed plugin.
     pub async fn list(&self) -> Result<Vec<PluginInfo>> {
-        let ids: Vec<(String,)> = sqlx::query_as("SELECT plugin FROM plugin_registry ORDER BY plugin")
-            .fetch_all(self.kernel.db.reader())
-            .await?;
+        let ids: Vec<(String,)> =
+            sqlx::query_as("SELECT plugin FROM plugin_registry ORDER BY plugin")
+                .fetch_all(self.kernel.db.reader())
+                .await?;
         let mut out = Vec::new();
         for (id,) in ids {
             out.push(self.info(&id).await?);
@@ -1039,7 +1158,8 @@ impl Registry {
         let Some((version, previous, manifest, sha256, signed, installed_at)) = row else {
             return Err(Error::NotFound(format!("plugin {plugin}")));
         };
-        let m = super::manifest::parse(&manifest).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
+        let m = super::manifest::parse(&manifest)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
         let sites: Vec<(String, i64)> = sqlx::query_as(
             "SELECT s.code, e.enabled FROM plugin_enablement e JOIN sites s ON s.id = e.site_id WHERE e.plugin = $1 ORDER BY s.path",
         )
@@ -1069,7 +1189,10 @@ impl Registry {
             installed_at,
             sites: sites
                 .into_iter()
-                .map(|(site, e)| SiteSetting { site, enabled: e != 0 })
+                .map(|(site, e)| SiteSetting {
+                    site,
+                    enabled: e != 0,
+                })
                 .collect(),
             grants: grants
                 .into_iter()
@@ -1100,7 +1223,15 @@ mod tests {
             ("/1/2/".to_string(), "sites.read".to_string(), false),
             ("/1/2/".to_string(), "identity.read".to_string(), true),
         ];
-        assert_eq!(granted_at(&grants, "/1/5/").into_iter().collect::<Vec<_>>(), ["sites.read"]);
-        assert_eq!(granted_at(&grants, "/1/2/8/").into_iter().collect::<Vec<_>>(), ["identity.read"]);
+        assert_eq!(
+            granted_at(&grants, "/1/5/").into_iter().collect::<Vec<_>>(),
+            ["sites.read"]
+        );
+        assert_eq!(
+            granted_at(&grants, "/1/2/8/")
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["identity.read"]
+        );
     }
 }

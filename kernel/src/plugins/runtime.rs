@@ -14,9 +14,9 @@
 //!   else down.
 
 use super::call::{CallState, Grants, Mode, Shared};
-use super::metrics::{Observatory, PluginMetrics};
 use super::failure::{self, CallError, FailureKind};
 use super::manifest::Manifest;
+use super::metrics::{Observatory, PluginMetrics};
 use super::tables::Tables;
 use crate::kernel::Kernel;
 use crate::storage::Backend;
@@ -463,8 +463,8 @@ impl Loaded {
         request_id: String,
     ) -> Result<Running, CallError> {
         let state = CallState::begin(k, &self.shared, mode, site, request_id)
-        .await
-        .map_err(|e| self.kernel_error(e))?;
+            .await
+            .map_err(|e| self.kernel_error(e))?;
         Ok(Running {
             store: self.store(state),
         })

@@ -217,7 +217,7 @@ impl TestKernel {
             &self.kernel,
             |id, site| match subscribers.iter().find(|p| p.loaded.manifest.id == id) {
                 Some(p) if p.registry.is_some() => self.registry.route_event(id, site),
-                Some(p) => kernel::plugins::events::Route::Deliver(p.loaded.clone()),
+                Some(p) => kernel::plugins::events::Route::Deliver(Box::new(p.loaded.clone())),
                 None => kernel::plugins::events::Route::Wait,
             },
             self.max_attempts,

@@ -21,7 +21,11 @@ fn variant(pkg: &Package, edit: impl Fn(String) -> String) -> Package {
 
 fn versioned(pkg: &Package, version: &str) -> Package {
     variant(pkg, |t| {
-        t.replacen("version = \"1.0.0\"", &format!("version = \"{version}\""), 1)
+        t.replacen(
+            "version = \"1.0.0\"",
+            &format!("version = \"{version}\""),
+            1,
+        )
     })
 }
 
@@ -68,7 +72,13 @@ async fn install_refusals_say_why_and_store_nothing() {
         let mut bytes = probe.encode();
         // Corrupt the version inside the manifest section.
         let text = probe.manifest_text.replacen("1.0.0", "1.0.x", 1);
-        bytes = [&bytes[..8], &(text.len() as u32).to_le_bytes(), text.as_bytes(), &bytes[12 + probe.manifest_text.len()..]].concat();
+        bytes = [
+            &bytes[..8],
+            &(text.len() as u32).to_le_bytes(),
+            text.as_bytes(),
+            &bytes[12 + probe.manifest_text.len()..],
+        ]
+        .concat();
         bytes
     };
     let e = refused(k.registry.install(&sys, &bad_manifest).await);
@@ -76,51 +86,107 @@ async fn install_refusals_say_why_and_store_nothing() {
         e,
         "manifest: version \"1.0.x\" is not a semantic version (MAJOR.MINOR.PATCH)"
     );
-    let e = refused(install(variant(&probe, |t| t.replace("host_api = \"^1.0\"", "host_api = \"^2.0\""))).await);
+    let e = refused(
+        install(variant(&probe, |t| {
+            t.replace("host_api = \"^1.0\"", "host_api = \"^2.0\"")
+        }))
+        .await,
+    );
     assert_eq!(
         e,
         "host_api: plugin probe needs host API ^2.0, but this kernel serves 1.0.0"
     );
-    let e = refused(install(variant(&probe, |t| t.replace("memory_mib = 16", "memory_mib = 100000"))).await);
+    let e = refused(
+        install(variant(&probe, |t| {
+            t.replace("memory_mib = 16", "memory_mib = 100000")
+        }))
+        .await,
+    );
     assert_eq!(
         e,
         "limits.memory_mib: 100000 MiB is outside this kernel's range of 1 to 64 MiB"
     );
-    let e = refused(install(variant(&probe, |t| format!("{t}\n[dependencies]\nledger-extra = \"^1.2\"\n"))).await);
+    let e = refused(
+        install(variant(&probe, |t| {
+            format!("{t}\n[dependencies]\nledger-extra = \"^1.2\"\n")
+        }))
+        .await,
+    );
     assert_eq!(
         e,
         "dependencies: plugin probe needs plugin ledger-extra ^1.2, which is not installed"
     );
-    let e = refused(install(Package::new(probe.manifest_text.clone(), b"\0asm\x0d\0\x01\0garbage".to_vec()).unwrap()).await);
-    assert!(e.starts_with("component: not a valid WebAssembly component"), "{e}");
+    let e = refused(
+        install(
+            Package::new(
+                probe.manifest_text.clone(),
+                b"\0asm\x0d\0\x01\0garbage".to_vec(),
+            )
+            .unwrap(),
+        )
+        .await,
+    );
+    assert!(
+        e.starts_with("component: not a valid WebAssembly component"),
+        "{e}"
+    );
 
     assert!(k.registry.list().await.unwrap().is_empty());
-    assert!(plugin_tables(&k, "plg_probe").await.is_empty(), "no tables for a refused package");
+    assert!(
+        plugin_tables(&k, "plg_probe").await.is_empty(),
+        "no tables for a refused package"
+    );
 
     // An incompatible dependency: installed, but at a version the requirement refuses.
     install(probe.clone()).await.unwrap();
     let other = k.package(plugin_dir("other")).await;
-    let e = refused(install(variant(&other, |t| format!("{t}\n[dependencies]\nprobe = \"^2\"\n"))).await);
+    let e = refused(
+        install(variant(&other, |t| {
+            format!("{t}\n[dependencies]\nprobe = \"^2\"\n")
+        }))
+        .await,
+    );
     assert_eq!(
         e,
         "dependencies: plugin other needs plugin probe ^2, but version 1.0.0 is installed"
     );
-    install(variant(&other, |t| format!("{t}\n[dependencies]\nprobe = \"^1\"\n"))).await.unwrap();
+    install(variant(&other, |t| {
+        format!("{t}\n[dependencies]\nprobe = \"^1\"\n")
+    }))
+    .await
+    .unwrap();
 
     // Installing again is not an upgrade; going down is not either.
     let e = refused(install(probe.clone()).await);
-    assert_eq!(e, "plugin probe is already installed (version 1.0.0); use upgrade");
+    assert_eq!(
+        e,
+        "plugin probe is already installed (version 1.0.0); use upgrade"
+    );
     let e = refused(k.registry.upgrade(&sys, &probe.encode()).await);
     assert_eq!(
         e,
         "plugin probe is at version 1.0.0; an upgrade must go to a higher version, not 1.0.0 (use rollback to go back)"
     );
-    k.registry.upgrade(&sys, &versioned(&probe, "1.2.0").encode()).await.unwrap();
-    let e = refused(k.registry.upgrade(&sys, &versioned(&probe, "1.1.0").encode()).await);
+    k.registry
+        .upgrade(&sys, &versioned(&probe, "1.2.0").encode())
+        .await
+        .unwrap();
+    let e = refused(
+        k.registry
+            .upgrade(&sys, &versioned(&probe, "1.1.0").encode())
+            .await,
+    );
     assert!(e.contains("must go to a higher version, not 1.1.0"), "{e}");
     // An upgrade that would break a dependent's requirement.
-    let e = refused(k.registry.upgrade(&sys, &versioned(&probe, "2.0.0").encode()).await);
-    assert_eq!(e, "plugin other needs probe ^1, which version 2.0.0 does not meet");
+    let e = refused(
+        k.registry
+            .upgrade(&sys, &versioned(&probe, "2.0.0").encode())
+            .await,
+    );
+    assert_eq!(
+        e,
+        "plugin other needs probe ^1, which version 2.0.0 does not meet"
+    );
     k.cleanup().await;
 }
 
@@ -145,12 +211,21 @@ async fn signatures_are_checked_against_the_trust_store() {
 
     // A trusted publisher, but another key signed: refused.
     let impostor = PublisherKey::generate("lifelong").unwrap();
-    strict.trust(&sys, "lifelong", &impostor.public_hex()).await.unwrap();
+    strict
+        .trust(&sys, "lifelong", &impostor.public_hex())
+        .await
+        .unwrap();
     let e = refused(strict.install(&sys, &pkg.encode()).await);
-    assert!(e.contains("does not match publisher \"lifelong\"'s key"), "{e}");
+    assert!(
+        e.contains("does not match publisher \"lifelong\"'s key"),
+        "{e}"
+    );
 
     // The right key, but one byte of the component changed after signing.
-    strict.trust(&sys, "lifelong", &key.public_hex()).await.unwrap();
+    strict
+        .trust(&sys, "lifelong", &key.public_hex())
+        .await
+        .unwrap();
     let mut tampered = pkg.encode();
     let at = tampered.len() - 400;
     tampered[at] ^= 0x20;
@@ -159,14 +234,20 @@ async fn signatures_are_checked_against_the_trust_store() {
 
     let info = strict.install(&sys, &pkg.encode()).await.unwrap();
     assert!(info.signed);
-    assert_eq!(info.sha256, kernel::plugins::package::sha256_hex(&pkg.component));
+    assert_eq!(
+        info.sha256,
+        kernel::plugins::package::sha256_hex(&pkg.component)
+    );
     assert_eq!(strict.list().await.unwrap().len(), 1);
 
     // A township admin may not touch the trust store or install.
     site_tree(&k, TREE).await;
     let t1 = township_admin(&k, "T1").await;
     let e = refused(strict.trust(&t1, "acme", &key.public_hex()).await);
-    assert_eq!(e, "changing the plugin trust store needs the city_admin role");
+    assert_eq!(
+        e,
+        "changing the plugin trust store needs the city_admin role"
+    );
     k.cleanup().await;
 }
 
@@ -199,10 +280,16 @@ async fn enablement_is_inherited_and_scoped_to_the_admins_subtree() {
         let k = &k;
         async move {
             let path = path_of(k, code).await;
-            k.registry.route("probe", Some(&path)).map(|l| l.manifest.version.clone())
+            k.registry
+                .route("probe", Some(&path))
+                .map(|l| l.manifest.version.clone())
         }
     };
-    assert_eq!(route("T1").await, Err(Refusal::NotEnabled), "nothing is enabled by default");
+    assert_eq!(
+        route("T1").await,
+        Err(Refusal::NotEnabled),
+        "nothing is enabled by default"
+    );
 
     // Enabling needs the capabilities granted first.
     let e = refused(k.registry.set_enabled(&sys, "probe", "CITY", true).await);
@@ -218,14 +305,20 @@ async fn enablement_is_inherited_and_scoped_to_the_admins_subtree() {
     assert_eq!((s, v), (200, json!({ "ok": true })));
 
     // Disabled at T1: T1 and its village lose it, T2 keeps it; data stays.
-    k.registry.set_enabled(&sys, "probe", "T1", false).await.unwrap();
+    k.registry
+        .set_enabled(&sys, "probe", "T1", false)
+        .await
+        .unwrap();
     assert_eq!(route("T1").await, Err(Refusal::NotEnabled));
     assert_eq!(route("T1-V1").await, Err(Refusal::NotEnabled));
     assert_eq!(route("T2").await, Ok("1.0.0".to_string()));
     let (s, _) = probe.at("T1-V1").get("/ok", &k.anonymous()).await.unwrap();
     assert_eq!(s, 404);
     // Re-enabled below the override.
-    k.registry.set_enabled(&sys, "probe", "T1-V1", true).await.unwrap();
+    k.registry
+        .set_enabled(&sys, "probe", "T1-V1", true)
+        .await
+        .unwrap();
     assert_eq!(route("T1-V1").await, Ok("1.0.0".to_string()));
     assert_eq!(route("T1").await, Err(Refusal::NotEnabled));
 
@@ -234,11 +327,17 @@ async fn enablement_is_inherited_and_scoped_to_the_admins_subtree() {
         .grant(&sys, "probe", "T2", &["identity.read".to_string()], false)
         .await
         .unwrap();
-    assert_eq!(route("T2").await, Err(Refusal::NotGranted(vec!["identity.read".into()])));
+    assert_eq!(
+        route("T2").await,
+        Err(Refusal::NotGranted(vec!["identity.read".into()]))
+    );
 
     // The T1 admin administers T1 only.
     let t1 = township_admin(&k, "T1").await;
-    k.registry.set_enabled(&t1, "probe", "T1", true).await.unwrap();
+    k.registry
+        .set_enabled(&t1, "probe", "T1", true)
+        .await
+        .unwrap();
     assert_eq!(route("T1").await, Ok("1.0.0".to_string()));
     let e = refused(k.registry.set_enabled(&t1, "probe", "T2", false).await);
     assert_eq!(e, "site T2 not found");
@@ -247,7 +346,11 @@ async fn enablement_is_inherited_and_scoped_to_the_admins_subtree() {
         e,
         "disabling a module needs the site_admin role at this site or one above it"
     );
-    assert_eq!(route("CITY").await, Ok("1.0.0".to_string()), "unchanged by the refusals");
+    assert_eq!(
+        route("CITY").await,
+        Ok("1.0.0".to_string()),
+        "unchanged by the refusals"
+    );
 
     // Every change was audited, and enabling published kernel events.
     let (audited,): (i64,) = sqlx::query_as(
@@ -278,15 +381,23 @@ async fn an_upgrade_with_a_new_capability_waits_for_each_sites_grant() {
     k.install(&other).await;
     k.enable("other", "CITY").await;
     let v2 = variant(&versioned(&other, "1.1.0"), |t| {
-        t.replace("host_api = \"^1.0\"", "host_api = \"^1.0\"\ncapabilities = [\"sites.read\"]")
+        t.replace(
+            "host_api = \"^1.0\"",
+            "host_api = \"^1.0\"\ncapabilities = [\"sites.read\"]",
+        )
     });
     let info = k.registry.upgrade(&sys, &v2.encode()).await.unwrap();
-    assert_eq!((info.version.as_str(), info.previous.as_deref()), ("1.1.0", Some("1.0.0")));
+    assert_eq!(
+        (info.version.as_str(), info.previous.as_deref()),
+        ("1.1.0", Some("1.0.0"))
+    );
     let at = |code: &'static str| {
         let k = &k;
         async move {
             let path = path_of(k, code).await;
-            k.registry.route("other", Some(&path)).map(|l| l.manifest.version.clone())
+            k.registry
+                .route("other", Some(&path))
+                .map(|l| l.manifest.version.clone())
         }
     };
     assert_eq!(at("T1").await, Ok("1.0.0".into()));
@@ -295,10 +406,17 @@ async fn an_upgrade_with_a_new_capability_waits_for_each_sites_grant() {
         .await
         .unwrap();
     assert_eq!(at("T1").await, Ok("1.1.0".into()));
-    assert_eq!(at("T1-V1").await, Ok("1.1.0".into()), "the grant is inherited");
+    assert_eq!(
+        at("T1-V1").await,
+        Ok("1.1.0".into()),
+        "the grant is inherited"
+    );
     assert_eq!(at("T2").await, Ok("1.0.0".into()), "T2 has not granted it");
     // The routed handle runs under the site's grants only.
-    let routed = k.registry.route("other", Some(&path_of(&k, "T1").await)).unwrap();
+    let routed = k
+        .registry
+        .route("other", Some(&path_of(&k, "T1").await))
+        .unwrap();
     assert_eq!(routed.manifest.capabilities, ["sites.read"]);
     k.cleanup().await;
 }
@@ -316,7 +434,10 @@ async fn upgrade_migrates_or_leaves_everything_and_rollback_restores_data() {
     k.enable("probe", "CITY").await;
     let caller = k.anonymous();
     for cap in [10, 20] {
-        let (s, _) = probe.post("/seats", Some(json!({ "capacity": cap })), &caller).await.unwrap();
+        let (s, _) = probe
+            .post("/seats", Some(json!({ "capacity": cap })), &caller)
+            .await
+            .unwrap();
         assert_eq!(s, 201);
     }
     let seats = |id: i64| {
@@ -339,7 +460,10 @@ async fn upgrade_migrates_or_leaves_everything_and_rollback_restores_data() {
     );
     assert_eq!(k.registry.info("probe").await.unwrap().version, "1.0.0");
     assert_eq!(seats(2).await, (200, json!({ "taken": 0, "capacity": 20 })));
-    assert!(plugin_tables(&k, "snp_").await.is_empty(), "no snapshot left behind");
+    assert!(
+        plugin_tables(&k, "snp_").await.is_empty(),
+        "no snapshot left behind"
+    );
 
     // A good upgrade: a nullable column and a new table; data carried forward.
     let good = variant(&versioned(&probe_pkg, "1.1.0"), |t| {
@@ -360,7 +484,10 @@ async fn upgrade_migrates_or_leaves_everything_and_rollback_restores_data() {
     // Written after the upgrade: a seat taken and a new row.
     let (s, _) = probe.post("/seats/1/take", None, &caller).await.unwrap();
     assert_eq!(s, 200);
-    let (s, _) = probe.post("/seats", Some(json!({ "capacity": 30 })), &caller).await.unwrap();
+    let (s, _) = probe
+        .post("/seats", Some(json!({ "capacity": 30 })), &caller)
+        .await
+        .unwrap();
     assert_eq!(s, 201);
     assert_eq!(seats(1).await, (200, json!({ "taken": 1, "capacity": 10 })));
     assert!(plugin_tables(&k, "plg_probe__rooms").await.len() == 1);
@@ -371,9 +498,20 @@ async fn upgrade_migrates_or_leaves_everything_and_rollback_restores_data() {
         k.registry.route("probe", None).unwrap().manifest.version,
         "1.0.0"
     );
-    assert_eq!(seats(1).await, (200, json!({ "taken": 0, "capacity": 10 })), "as at the upgrade");
-    assert_eq!(seats(3).await.0, 404, "the row written after the upgrade is gone");
-    assert!(plugin_tables(&k, "plg_probe__rooms").await.is_empty(), "the new table is gone");
+    assert_eq!(
+        seats(1).await,
+        (200, json!({ "taken": 0, "capacity": 10 })),
+        "as at the upgrade"
+    );
+    assert_eq!(
+        seats(3).await.0,
+        404,
+        "the row written after the upgrade is gone"
+    );
+    assert!(
+        plugin_tables(&k, "plg_probe__rooms").await.is_empty(),
+        "the new table is gone"
+    );
     assert!(plugin_tables(&k, "snp_").await.is_empty());
     let e = refused(k.registry.rollback(&sys, "probe").await);
     assert!(e.contains("has no earlier version to roll back to"), "{e}");
@@ -393,24 +531,49 @@ async fn removal_respects_dependents_and_keeps_data_unless_purged() {
     let probe_pkg = k.package(plugin_dir("probe")).await;
     let probe = k.install(&probe_pkg).await.at("CITY");
     k.enable("probe", "CITY").await;
-    let (s, _) = probe.post("/seats", Some(json!({ "capacity": 5 })), &k.anonymous()).await.unwrap();
+    let (s, _) = probe
+        .post("/seats", Some(json!({ "capacity": 5 })), &k.anonymous())
+        .await
+        .unwrap();
     assert_eq!(s, 201);
     let other = variant(&k.package(plugin_dir("other")).await, |t| {
         format!("{t}\n[dependencies]\nprobe = \"^1.0\"\n")
     });
     k.install(&other).await;
     // A dependent can be enabled only where its dependency is.
-    k.registry.set_enabled(&sys, "probe", "T2", false).await.unwrap();
+    k.registry
+        .set_enabled(&sys, "probe", "T2", false)
+        .await
+        .unwrap();
     let e = refused(k.registry.set_enabled(&sys, "other", "T2", true).await);
-    assert_eq!(e, "plugin other needs plugin probe, which is not enabled at site T2");
-    k.registry.set_enabled(&sys, "other", "T1", true).await.unwrap();
+    assert_eq!(
+        e,
+        "plugin other needs plugin probe, which is not enabled at site T2"
+    );
+    k.registry
+        .set_enabled(&sys, "other", "T1", true)
+        .await
+        .unwrap();
 
     let e = refused(k.registry.remove(&sys, "probe", false).await);
-    assert_eq!(e, "plugin other depends on probe and is enabled at site T1; disable it first");
-    k.registry.set_enabled(&sys, "other", "T1", false).await.unwrap();
+    assert_eq!(
+        e,
+        "plugin other depends on probe and is enabled at site T1; disable it first"
+    );
+    k.registry
+        .set_enabled(&sys, "other", "T1", false)
+        .await
+        .unwrap();
     k.registry.remove(&sys, "probe", false).await.unwrap();
-    assert_eq!(k.registry.route("probe", None).unwrap_err(), Refusal::NotInstalled);
-    assert_eq!(plugin_tables(&k, "plg_probe__seats").await.len(), 1, "data kept");
+    assert_eq!(
+        k.registry.route("probe", None).unwrap_err(),
+        Refusal::NotInstalled
+    );
+    assert_eq!(
+        plugin_tables(&k, "plg_probe__seats").await.len(),
+        1,
+        "data kept"
+    );
 
     // Reinstalled, it finds its data again.
     let probe = k.install(&probe_pkg).await.at("CITY");
@@ -434,7 +597,10 @@ async fn upgrade_and_rollback_on_postgres() {
     let probe = k.install(&probe_pkg).await.at("T1");
     k.enable("probe", "CITY").await;
     let caller = k.anonymous();
-    let (s, _) = probe.post("/seats", Some(json!({ "capacity": 3 })), &caller).await.unwrap();
+    let (s, _) = probe
+        .post("/seats", Some(json!({ "capacity": 3 })), &caller)
+        .await
+        .unwrap();
     assert_eq!(s, 201);
     let good = variant(&versioned(&probe_pkg, "1.1.0"), |t| {
         t.replace(
@@ -445,7 +611,10 @@ async fn upgrade_and_rollback_on_postgres() {
     k.registry.upgrade(&sys, &good.encode()).await.unwrap();
     let (s, _) = probe.post("/seats/1/take", None, &caller).await.unwrap();
     assert_eq!(s, 200);
-    let (s, _) = probe.post("/seats", Some(json!({ "capacity": 4 })), &caller).await.unwrap();
+    let (s, _) = probe
+        .post("/seats", Some(json!({ "capacity": 4 })), &caller)
+        .await
+        .unwrap();
     assert_eq!(s, 201);
     k.registry.rollback(&sys, "probe").await.unwrap();
     assert_eq!(
@@ -454,7 +623,10 @@ async fn upgrade_and_rollback_on_postgres() {
     );
     assert_eq!(probe.get("/seats/2", &caller).await.unwrap().0, 404);
     // New rows after the rollback do not collide with restored ids.
-    let (s, v) = probe.post("/seats", Some(json!({ "capacity": 9 })), &caller).await.unwrap();
+    let (s, v) = probe
+        .post("/seats", Some(json!({ "capacity": 9 })), &caller)
+        .await
+        .unwrap();
     assert_eq!(s, 201, "{v}");
     k.cleanup().await;
 }
@@ -473,9 +645,17 @@ async fn admins_manage_plugins_over_http_and_read_metrics_and_logs() {
         1,
         kernel::idnumber::Sex::Female,
     );
-    kernel::demo::bootstrap(&k.kernel, "root", "管理员", &id_number, "pw-12345678", "CITY", "市")
-        .await
-        .unwrap();
+    kernel::demo::bootstrap(
+        &k.kernel,
+        "root",
+        "管理员",
+        &id_number,
+        "pw-12345678",
+        "CITY",
+        "市",
+    )
+    .await
+    .unwrap();
     let limits = kernel::config::Limits::default();
     let state =
         kernel::http::AppState::new(k.kernel.clone(), &limits).with_registry(k.registry.clone());
@@ -495,55 +675,180 @@ async fn admins_manage_plugins_over_http_and_read_metrics_and_logs() {
             let status = res.status().as_u16();
             let bytes = res.into_body().collect().await.unwrap().to_bytes();
             let text = String::from_utf8_lossy(&bytes).to_string();
-            (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+            )
         }
     };
     let json_body = |v: serde_json::Value| Body::from(v.to_string());
-    let (s, v) = send("POST", "/api/v1/auth/login", None, json_body(json!({"login": "root", "password": "pw-12345678"})), "application/json").await;
+    let (s, v) = send(
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        json_body(json!({"login": "root", "password": "pw-12345678"})),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let token = v["token"].as_str().unwrap().to_string();
     let t = Some(token.as_str());
 
     let pkg = k.package(plugin_dir("probe")).await.encode();
-    let (s, v) = send("POST", "/api/v1/plugin-registry", None, Body::from(pkg.clone()), "application/octet-stream").await;
+    let (s, v) = send(
+        "POST",
+        "/api/v1/plugin-registry",
+        None,
+        Body::from(pkg.clone()),
+        "application/octet-stream",
+    )
+    .await;
     assert_eq!(s, 401, "{v}");
-    let (s, v) = send("POST", "/api/v1/plugin-registry", t, Body::from(b"junk".to_vec()), "application/octet-stream").await;
+    let (s, v) = send(
+        "POST",
+        "/api/v1/plugin-registry",
+        t,
+        Body::from(b"junk".to_vec()),
+        "application/octet-stream",
+    )
+    .await;
     assert_eq!(s, 422, "{v}");
-    assert_eq!(v["detail"], "package: not a Lifelong plugin package (bad magic bytes)");
-    let (s, v) = send("POST", "/api/v1/plugin-registry", t, Body::from(pkg), "application/octet-stream").await;
+    assert_eq!(
+        v["detail"],
+        "package: not a Lifelong plugin package (bad magic bytes)"
+    );
+    let (s, v) = send(
+        "POST",
+        "/api/v1/plugin-registry",
+        t,
+        Body::from(pkg),
+        "application/octet-stream",
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!((v["id"].as_str(), v["version"].as_str(), v["signed"].as_bool()), (Some("probe"), Some("1.0.0"), Some(false)));
+    assert_eq!(
+        (
+            v["id"].as_str(),
+            v["version"].as_str(),
+            v["signed"].as_bool()
+        ),
+        (Some("probe"), Some("1.0.0"), Some(false))
+    );
 
-    let (s, v) = send("POST", "/api/v1/plugins/probe/seats?site=CITY", t, json_body(json!({"capacity": 2})), "application/json").await;
+    let (s, v) = send(
+        "POST",
+        "/api/v1/plugins/probe/seats?site=CITY",
+        t,
+        json_body(json!({"capacity": 2})),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 404, "not enabled yet: {v}");
     assert_eq!(v["detail"], "plugin probe is not enabled at site CITY");
-    let (s, v) = send("PUT", "/api/v1/plugin-registry/probe/sites/CITY/enabled", t, json_body(json!({"enabled": true})), "application/json").await;
+    let (s, v) = send(
+        "PUT",
+        "/api/v1/plugin-registry/probe/sites/CITY/enabled",
+        t,
+        json_body(json!({"enabled": true})),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 409, "{v}");
-    let (s, v) = send("PUT", "/api/v1/plugin-registry/probe/sites/CITY/grants", t, json_body(json!({"capabilities": ["sites.read", "identity.read", "accounts.record"]})), "application/json").await;
+    let (s, v) = send(
+        "PUT",
+        "/api/v1/plugin-registry/probe/sites/CITY/grants",
+        t,
+        json_body(json!({"capabilities": ["sites.read", "identity.read", "accounts.record"]})),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 204, "{v}");
-    let (s, v) = send("PUT", "/api/v1/plugin-registry/probe/sites/CITY/enabled", t, json_body(json!({"enabled": true})), "application/json").await;
+    let (s, v) = send(
+        "PUT",
+        "/api/v1/plugin-registry/probe/sites/CITY/enabled",
+        t,
+        json_body(json!({"enabled": true})),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 204, "{v}");
-    let (s, v) = send("POST", "/api/v1/plugins/probe/seats?site=CITY", t, json_body(json!({"capacity": 2})), "application/json").await;
+    let (s, v) = send(
+        "POST",
+        "/api/v1/plugins/probe/seats?site=CITY",
+        t,
+        json_body(json!({"capacity": 2})),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
 
-    let (s, v) = send("GET", "/api/v1/plugin-registry", t, Body::empty(), "application/json").await;
+    let (s, v) = send(
+        "GET",
+        "/api/v1/plugin-registry",
+        t,
+        Body::empty(),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 200);
-    assert_eq!(v["items"][0]["sites"], json!([{"site": "CITY", "enabled": true}]));
+    assert_eq!(
+        v["items"][0]["sites"],
+        json!([{"site": "CITY", "enabled": true}])
+    );
     let (s, v) = send("GET", "/metrics", None, Body::empty(), "text/plain").await;
     assert_eq!(s, 200);
     let text = v.as_str().unwrap();
-    assert!(text.contains("lifelong_plugin_calls_total{plugin=\"probe\",version=\"1.0.0\"} 1"), "{text}");
-    assert!(text.contains("lifelong_plugin_call_duration_seconds_count{plugin=\"probe\",version=\"1.0.0\"} 1"), "{text}");
-    let (s, v) = send("GET", "/api/v1/plugin-registry/probe/logs", t, Body::empty(), "application/json").await;
+    assert!(
+        text.contains("lifelong_plugin_calls_total{plugin=\"probe\",version=\"1.0.0\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "lifelong_plugin_call_duration_seconds_count{plugin=\"probe\",version=\"1.0.0\"} 1"
+        ),
+        "{text}"
+    );
+    let (s, v) = send(
+        "GET",
+        "/api/v1/plugin-registry/probe/logs",
+        t,
+        Body::empty(),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let line = &v["items"][0];
-    assert_eq!((line["message"].as_str(), line["site"].as_str(), line["version"].as_str()), (Some("seat row 1 created"), Some("CITY"), Some("1.0.0")));
+    assert_eq!(
+        (
+            line["message"].as_str(),
+            line["site"].as_str(),
+            line["version"].as_str()
+        ),
+        (Some("seat row 1 created"), Some("CITY"), Some("1.0.0"))
+    );
     assert!(!line["request_id"].as_str().unwrap().is_empty());
     let (s, v) = send("GET", "/readyz", None, Body::empty(), "application/json").await;
-    assert_eq!((s, v["dev_mode"].as_bool(), v["plugins"].as_u64()), (200, Some(true), Some(1)));
-    let (s, _) = send("DELETE", "/api/v1/plugin-registry/probe", t, Body::empty(), "application/json").await;
+    assert_eq!(
+        (s, v["dev_mode"].as_bool(), v["plugins"].as_u64()),
+        (200, Some(true), Some(1))
+    );
+    let (s, _) = send(
+        "DELETE",
+        "/api/v1/plugin-registry/probe",
+        t,
+        Body::empty(),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 204);
-    let (s, _) = send("POST", "/api/v1/plugins/probe/seats?site=CITY", t, json_body(json!({"capacity": 2})), "application/json").await;
+    let (s, _) = send(
+        "POST",
+        "/api/v1/plugins/probe/seats?site=CITY",
+        t,
+        json_body(json!({"capacity": 2})),
+        "application/json",
+    )
+    .await;
     assert_eq!(s, 404);
     k.cleanup().await;
 }
