@@ -246,7 +246,7 @@ fn plugin_packages_from_build_to_enabled() {
 
     let (code, _, err) = run(&dep, &["plugin", "enable", "probe", "--site", "T1"]);
     assert_eq!(code, 1);
-    assert_eq!(err, "error: plugin probe asks for sites.read, identity.read, accounts.record, not granted at site T1; grant them first\n");
+    assert_eq!(err, "error: plugin probe asks for sites.read, identity.read, accounts.record, accounts.read, not granted at site T1; grant them first\n");
     let (code, _, err) = run(
         &dep,
         &[
@@ -258,6 +258,7 @@ fn plugin_packages_from_build_to_enabled() {
             "sites.read",
             "identity.read",
             "accounts.record",
+            "accounts.read",
         ],
     );
     assert_eq!(code, 0, "{err}");
@@ -298,5 +299,5 @@ fn plugin_packages_from_build_to_enabled() {
     let (code, out, _) = run(&dep, &["plugin", "info", "probe"]);
     assert_eq!(code, 0);
     let info: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(info["grants"].as_array().unwrap().len(), 3);
+    assert_eq!(info["grants"].as_array().unwrap().len(), 4);
 }

@@ -336,9 +336,103 @@ impl wsites::Host for CallState {
         })
         .await
     }
+
+    async fn subtree(
+        &mut self,
+        code: String,
+    ) -> wasmtime::Result<Result<Vec<wsites::Site>, types::Error>> {
+        self.sites_read(|k| async move {
+            let v = crate::sites::list(
+                &k.db,
+                &SYSTEM,
+                crate::sites::ListQuery {
+                    within: Some(code),
+                    limit: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            Ok(v.into_iter().map(site_out).collect())
+        })
+        .await
+    }
+
+    async fn module_enabled(
+        &mut self,
+        code: String,
+    ) -> wasmtime::Result<Result<bool, types::Error>> {
+        let plugin = self.manifest.id.clone();
+        self.sites_read(|k| async move {
+            let site = crate::sites::get(&k.db, &SYSTEM, &code).await?;
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT s.path, e.enabled FROM plugin_enablement e JOIN sites s ON s.id = e.site_id \
+                 WHERE e.plugin = $1",
+            )
+            .bind(&plugin)
+            .fetch_all(k.db.reader())
+            .await?;
+            Ok(rows
+                .iter()
+                .filter(|(p, _)| site.path.starts_with(p.as_str()))
+                .max_by_key(|(p, _)| p.len())
+                .is_some_and(|(_, e)| *e != 0))
+        })
+        .await
+    }
 }
 
 impl waccounts::Host for CallState {
+    async fn get_account(
+        &mut self,
+        person_id: i64,
+    ) -> wasmtime::Result<Result<waccounts::Account, types::Error>> {
+        self.account_read(person_id, |k| async move {
+            let st =
+                crate::accounts::ledger::statement(&k, &SYSTEM, person_id, i64::MAX, 1).await?;
+            Ok(waccounts::Account {
+                person_id,
+                status: st.account.status,
+                activated_on: st.account.activated_on,
+                entry_count: st.account.entry_count,
+                total_credits: st.total_credits,
+            })
+        })
+        .await
+    }
+
+    async fn statement(
+        &mut self,
+        person_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<waccounts::Entry>, types::Error>> {
+        self.account_read(person_id, |k| async move {
+            let st = crate::accounts::ledger::statement(
+                &k,
+                &SYSTEM,
+                person_id,
+                after.max(0),
+                i64::from(limit.clamp(1, 200)),
+            )
+            .await?;
+            Ok(st
+                .entries
+                .into_iter()
+                .map(|e| waccounts::Entry {
+                    seq: e.seq,
+                    kind: e.kind,
+                    title: e.title,
+                    quantity: e.quantity,
+                    unit: e.unit,
+                    credits: e.credits,
+                    occurred_on: e.occurred_on,
+                    origin: e.origin,
+                })
+                .collect())
+        })
+        .await
+    }
+
     async fn record_outcome(
         &mut self,
         o: waccounts::Outcome,
@@ -377,6 +471,30 @@ impl waccounts::Host for CallState {
     }
 }
 
+impl CallState {
+    /// A read of the credit bank for a plugin holding `accounts.read`, about
+    /// a person the call may see.
+    async fn account_read<T, F, Fut>(
+        &mut self,
+        person_id: i64,
+        read: F,
+    ) -> wasmtime::Result<Result<T, types::Error>>
+    where
+        F: FnOnce(Kernel) -> Fut,
+        Fut: std::future::Future<Output = crate::error::Result<T>>,
+    {
+        if let Err(e) = self.capable("accounts.read") {
+            return Ok(Err(e));
+        }
+        let k = self.kernel()?;
+        let r = match person_in_view(&k, self.caller, self.site.clone(), person_id).await {
+            Ok(_) => read(k).await,
+            Err(e) => Err(e),
+        };
+        self.kernel_result(r)
+    }
+}
+
 impl widentity::Host for CallState {
     async fn get(
         &mut self,
@@ -386,24 +504,15 @@ impl widentity::Host for CallState {
             return Ok(Err(e));
         }
         let k = self.kernel()?;
-        let scope = scope_path(&k, self.site.clone()).await;
-        let r = crate::identity::get(&k, &SYSTEM, person_id)
+        let r = person_in_view(&k, self.caller, self.site.clone(), person_id)
             .await
-            .and_then(|p| {
-                let visible = Some(p.id) == self.caller
-                    || scope.as_deref().is_some_and(|s| p.home_path.starts_with(s));
-                if visible {
-                    Ok(widentity::Person {
-                        id: p.id,
-                        name: p.name,
-                        id_number_masked: p.id_number,
-                        birth_date: p.birth_date,
-                        sex: p.sex,
-                        home_site: p.home_site_code,
-                    })
-                } else {
-                    Err(crate::error::Error::NotFound(format!("person {person_id}")))
-                }
+            .map(|p| widentity::Person {
+                id: p.id,
+                name: p.name,
+                id_number_masked: p.id_number,
+                birth_date: p.birth_date,
+                sex: p.sex,
+                home_site: p.home_site_code,
             });
         self.kernel_result(r)
     }
@@ -429,6 +538,25 @@ impl widentity::Host for CallState {
         }
         .await;
         self.kernel_result(r)
+    }
+}
+
+/// A person the call may see: the caller, or a person homed in the call
+/// site's subtree; anyone else is "not found".
+async fn person_in_view(
+    k: &Kernel,
+    caller: Option<i64>,
+    site: String,
+    person_id: i64,
+) -> crate::error::Result<crate::identity::Person> {
+    let scope = scope_path(k, site).await;
+    let p = crate::identity::get(k, &SYSTEM, person_id).await?;
+    let visible =
+        Some(p.id) == caller || scope.as_deref().is_some_and(|s| p.home_path.starts_with(s));
+    if visible {
+        Ok(p)
+    } else {
+        Err(crate::error::Error::NotFound(format!("person {person_id}")))
     }
 }
 

@@ -90,11 +90,18 @@ impl SettingDef {
 }
 
 /// The versions of the `lifelong:plugin` host API this kernel serves.
-pub const HOST_APIS: &[&str] = &["1.0.0"];
+/// A component built against an older minor version of the same major
+/// links too (the linker matches semver-compatible names).
+pub const HOST_APIS: &[&str] = &["1.1.0"];
 
 /// Capabilities a plugin can ask for. Host calls outside the plugin's own
 /// tables, events and logs need one.
-pub const CAPABILITIES: &[&str] = &["sites.read", "identity.read", "accounts.record"];
+pub const CAPABILITIES: &[&str] = &[
+    "sites.read",
+    "identity.read",
+    "accounts.read",
+    "accounts.record",
+];
 
 /// Display names.
 #[derive(Debug, Clone, Default, Deserialize)]

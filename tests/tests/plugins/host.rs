@@ -247,3 +247,99 @@ async fn settings_are_inherited_down_the_site_tree() {
     assert_eq!(v["detail"], "plugin probe declares no setting \"nope\"");
     k.cleanup().await;
 }
+
+/// Host API 1.1: the subtree of a site, whether the module is enabled at a
+/// site, and a visible person's account and statement (`accounts.read`,
+/// granted per site like every capability).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subtree_enablement_and_account_reads() {
+    let k = TestKernel::sqlite().await;
+    site_tree(&k, TREE).await;
+    let (learner, _) = person(&k, 1, (1958, 5, 1), kernel::idnumber::Sex::Female, "T1-V1").await;
+    let (stranger, _) = person(&k, 3, (1958, 5, 1), kernel::idnumber::Sex::Female, "T2").await;
+    let p = k.install(&k.package(plugin_dir("probe")).await).await;
+    k.enable("probe", "T1").await;
+    let at_t1 = p.at("T1");
+    let anon = k.anonymous();
+    let (s, _) = at_t1
+        .post(&format!("/outcomes/{learner}"), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(
+        at_t1.get("/subtree/T1", &anon).await.unwrap(),
+        (200, json!({ "codes": ["T1", "T1-V1"], "enabled": true }))
+    );
+    assert_eq!(
+        at_t1.get("/subtree/T2", &anon).await.unwrap(),
+        (200, json!({ "codes": ["T2"], "enabled": false }))
+    );
+    let (s, v) = at_t1
+        .get(&format!("/accounts/{learner}"), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["entries"], 1);
+    assert_eq!(v["origins"], json!(["plugin:probe"]));
+    let (s, _) = at_t1
+        .get(&format!("/accounts/{stranger}"), &anon)
+        .await
+        .unwrap();
+    assert_eq!(
+        s, 404,
+        "a person homed outside the call's subtree is not visible"
+    );
+    // Refused at a village: the plugin no longer runs there at all.
+    k.registry
+        .grant(
+            &kernel::authz::Actor::System("test"),
+            "probe",
+            "T1-V1",
+            &["accounts.read".into()],
+            false,
+        )
+        .await
+        .unwrap();
+    let (s, v) = p
+        .at("T1-V1")
+        .get(&format!("/accounts/{learner}"), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "{v}");
+    k.cleanup().await;
+}
+
+/// A component built against host API 1.0.0 (a package kept from before
+/// 1.1.0 existed) installs and runs unchanged on this kernel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_for_host_api_1_0_runs_on_1_1() {
+    let k = TestKernel::sqlite().await;
+    site_tree(&k, TREE).await;
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/hello-host-api-1.0.0.llpkg"),
+    )
+    .unwrap();
+    let pkg = kernel::plugins::package::Package::decode(&bytes).unwrap();
+    let imports = kernel::plugins::package::check_component(
+        k.runtime.engine(),
+        &k.runtime.compile(&pkg.component).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(imports.to_string(), "1.0.0");
+    let hello = k.install(&pkg).await;
+    k.enable("hello", "CITY").await;
+    let (s, v) = hello
+        .at("T1")
+        .post("/greetings/ann", None, &k.anonymous())
+        .await
+        .unwrap();
+    assert_eq!((s, v), (200, json!({ "hello": "ann" })));
+    let (s, v) = hello
+        .at("T1")
+        .get("/greetings/ann", &k.anonymous())
+        .await
+        .unwrap();
+    assert_eq!((s, v), (200, json!({ "name": "ann", "count": 1 })));
+    k.cleanup().await;
+}

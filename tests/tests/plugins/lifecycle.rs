@@ -94,7 +94,7 @@ async fn install_refusals_say_why_and_store_nothing() {
     );
     assert_eq!(
         e,
-        "host_api: plugin probe needs host API ^2.0, but this kernel serves 1.0.0"
+        "host_api: plugin probe needs host API ^2.0, but this kernel serves 1.1.0"
     );
     let e = refused(
         install(variant(&probe, |t| {
@@ -295,7 +295,7 @@ async fn enablement_is_inherited_and_scoped_to_the_admins_subtree() {
     let e = refused(k.registry.set_enabled(&sys, "probe", "CITY", true).await);
     assert_eq!(
         e,
-        "plugin probe asks for sites.read, identity.read, accounts.record, not granted at site CITY; grant them first"
+        "plugin probe asks for sites.read, identity.read, accounts.record, accounts.read, not granted at site CITY; grant them first"
     );
     k.enable("probe", "CITY").await;
     for code in ["CITY", "T1", "T1-V1", "T2"] {
@@ -758,7 +758,7 @@ async fn admins_manage_plugins_over_http_and_read_metrics_and_logs() {
         "PUT",
         "/api/v1/plugin-registry/probe/sites/CITY/grants",
         t,
-        json_body(json!({"capabilities": ["sites.read", "identity.read", "accounts.record"]})),
+        json_body(json!({"capabilities": ["sites.read", "identity.read", "accounts.record", "accounts.read"]})),
         "application/json",
     )
     .await;

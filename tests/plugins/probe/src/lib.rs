@@ -78,6 +78,24 @@ impl Plugin for Probe {
                     "children": kids.iter().map(|k| k.code.clone()).collect::<Vec<_>>(),
                 }))
             })
+            .get("/subtree/{code}", |req| {
+                let all = lifelong_sdk::sites::subtree(req.param("code")).map_err(lifelong_sdk::Error::from)?;
+                let enabled = lifelong_sdk::sites::module_enabled(req.param("code")).map_err(lifelong_sdk::Error::from)?;
+                Response::json(200, &serde_json::json!({
+                    "codes": all.iter().map(|s| s.code.clone()).collect::<Vec<_>>(),
+                    "enabled": enabled,
+                }))
+            })
+            .get("/accounts/{person}", |req| {
+                let person = req.param_i64("person")?;
+                let a = lifelong_sdk::accounts::get_account(person).map_err(lifelong_sdk::Error::from)?;
+                let entries = lifelong_sdk::accounts::statement(person, 0, 10).map_err(lifelong_sdk::Error::from)?;
+                Response::json(200, &serde_json::json!({
+                    "status": a.status, "entries": a.entry_count, "credits": a.total_credits,
+                    "titles": entries.iter().map(|e| e.title.clone()).collect::<Vec<_>>(),
+                    "origins": entries.iter().map(|e| e.origin.clone()).collect::<Vec<_>>(),
+                }))
+            })
             .get("/ok", |_| Response::json(200, &serde_json::json!({ "ok": true })))
             .get("/clock/{n}", |req| {
                 let mut last = 0;
