@@ -235,6 +235,129 @@ pub fn ident(s: &str, extra: &[char]) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || extra.contains(&c))
 }
 
+/// Words PostgreSQL reserves or SQLite cannot take as a bare column name.
+/// Column names reach SQL unquoted, so these are refused at install.
+const SQL_KEYWORDS: &[&str] = &[
+    "add",
+    "all",
+    "alter",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "autoincrement",
+    "between",
+    "binary",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "collation",
+    "column",
+    "commit",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "delete",
+    "desc",
+    "distinct",
+    "do",
+    "drop",
+    "else",
+    "end",
+    "escape",
+    "except",
+    "exists",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "having",
+    "if",
+    "ilike",
+    "in",
+    "index",
+    "initially",
+    "inner",
+    "insert",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "natural",
+    "not",
+    "nothing",
+    "notnull",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "outer",
+    "overlaps",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "right",
+    "select",
+    "session_user",
+    "set",
+    "similar",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "tablesample",
+    "then",
+    "to",
+    "trailing",
+    "transaction",
+    "true",
+    "union",
+    "unique",
+    "update",
+    "user",
+    "using",
+    "values",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
 fn check(m: &Manifest) -> Result<(), ManifestError> {
     // No '_' in ids: table namespaces map '-' to '_', so `a-b` and `a_b`
     // would share one.
@@ -291,6 +414,12 @@ fn check(m: &Manifest) -> Result<(), ManifestError> {
             if !ident(&c.name, &[]) {
                 return Err(bad(format!(
                     "column {}.{:?} must match [a-z][a-z0-9_]*",
+                    t.name, c.name
+                )));
+            }
+            if SQL_KEYWORDS.contains(&c.name.as_str()) {
+                return Err(bad(format!(
+                    "column {}.{} is an SQL keyword; choose another name",
                     t.name, c.name
                 )));
             }
@@ -393,6 +522,11 @@ mod tests {
             e.contains("must be lower-case letters, digits and '-'"),
             "{e}"
         );
+        let e =
+            parse(&base("t", "id", "id").replace("name = \"id\"\ntype", "name = \"order\"\ntype"))
+                .unwrap_err()
+                .to_string();
+        assert_eq!(e, "column t.order is an SQL keyword; choose another name");
         let e = parse(&base("t", "id", "nope")).unwrap_err().to_string();
         assert_eq!(e, "table t names unknown column \"nope\"");
         let e = parse("id = \"p\"\nversion = \"1.0\"\npublisher = \"x\"\nhost_api = \"^1\"")
