@@ -44,6 +44,9 @@ pub struct CallState {
     pub(super) granted: Option<Grants>,
     /// Where the call's log lines are kept for admins.
     pub(super) obs: super::metrics::Observatory,
+    /// Held while the call holds a database transaction (see `Shared::tx_slots`).
+    pub(super) slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    tx_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A set of granted capabilities.
@@ -58,6 +61,12 @@ pub(super) struct Shared {
     pub memory: usize,
     pub granted: Option<Grants>,
     pub obs: super::metrics::Observatory,
+    /// Calls holding a transaction at once. Host imports read through the
+    /// pool beside the call's own transaction, so if every pooled
+    /// connection were held by a call's transaction, their reads would wait
+    /// on each other until the deadlines fired: the slots keep connections
+    /// free for them.
+    pub tx_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The per-call memory and table caps; remembers a refused growth and the
@@ -117,11 +126,14 @@ impl CallState {
         // before its deadline starts; a read-only call opens its snapshot
         // only if it reads a table, so handlers that do not touch data cost
         // no database round trip.
+        let mut state = CallState::detached(shared);
         let tx = match mode {
             Mode::Read => None,
-            Mode::Write => Some(k.db.begin().await?),
+            Mode::Write => {
+                state.slot = shared.tx_slots.clone().acquire_owned().await.ok();
+                Some(k.db.begin().await?)
+            }
         };
-        let mut state = CallState::detached(shared);
         state.kernel = Some(k.clone());
         state.tx = tx;
         state.mode = mode;
@@ -155,6 +167,8 @@ impl CallState {
             request_id: String::new(),
             granted: shared.granted.clone(),
             obs: shared.obs.clone(),
+            slot: None,
+            tx_slots: shared.tx_slots.clone(),
         }
     }
 
@@ -173,6 +187,7 @@ impl CallState {
     /// transaction, and rolls back if another worker marked it first.
     pub(super) async fn finish(&mut self, commit: bool) -> Result<bool, sqlx::Error> {
         self.ended = true;
+        let _slot = self.slot.take();
         let Some(mut tx) = self.tx.take() else {
             // A read-only call that never read a table: nothing to end.
             return Ok(commit && self.mode == Mode::Read && self.delivery.is_none());
@@ -206,6 +221,9 @@ impl CallState {
                 (Some(k), false) => k,
                 _ => wasmtime::bail!("the call's transaction has ended"),
             };
+            if self.slot.is_none() {
+                self.slot = self.tx_slots.clone().acquire_owned().await.ok();
+            }
             match k.db.begin_read().await {
                 Ok(tx) => self.tx = Some(tx),
                 Err(e) => {

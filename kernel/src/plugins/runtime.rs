@@ -52,6 +52,9 @@ pub struct RuntimeLimits {
     pub max_instances: u32,
     /// Attempts of a call that hit a write conflict.
     pub max_attempts: u32,
+    /// Calls holding a database transaction at once (half the PostgreSQL
+    /// pool), so host imports always find a free connection.
+    pub max_open_transactions: usize,
 }
 
 impl Default for RuntimeLimits {
@@ -64,6 +67,7 @@ impl Default for RuntimeLimits {
             // the pool is never what turns a request away.
             max_instances: 1024,
             max_attempts: 3,
+            max_open_transactions: 8,
         }
     }
 }
@@ -76,6 +80,7 @@ pub struct Runtime {
     limits: RuntimeLimits,
     subscriptions: Subscriptions,
     obs: Observatory,
+    tx_slots: Arc<tokio::sync::Semaphore>,
     _ticker: Arc<Ticker>,
 }
 
@@ -132,6 +137,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+        let slots = limits.max_open_transactions.max(1);
         let stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -151,6 +157,7 @@ impl Runtime {
             limits,
             subscriptions: Subscriptions::default(),
             obs: Observatory::default(),
+            tx_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             _ticker: Arc::new(Ticker(stop)),
         })
     }
@@ -275,6 +282,7 @@ impl Runtime {
                 memory,
                 granted: None,
                 obs: self.obs.clone(),
+                tx_slots: self.tx_slots.clone(),
             },
             tables,
             manifest,
