@@ -357,6 +357,15 @@ impl wsites::Host for CallState {
         .await
     }
 
+    async fn operator(&mut self, code: String) -> wasmtime::Result<Result<String, types::Error>> {
+        self.sites_read(|k| async move {
+            crate::sites::get(&k.db, &SYSTEM, &code)
+                .await
+                .map(|s| s.operator)
+        })
+        .await
+    }
+
     async fn module_enabled(
         &mut self,
         code: String,
