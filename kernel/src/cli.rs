@@ -338,6 +338,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 {
                     println!("  {line}");
                 }
+                match crate::demo::elder::seed(&registry).await {
+                    Ok(Some(line)) => println!("  {line}"),
+                    Ok(None) => {}
+                    Err(e) => eprintln!(
+                        "warning: the elder-education demo catalogue was not built: {e:#}"
+                    ),
+                }
             }
             if !no_serve {
                 serve(&cfg, k).await?;

@@ -14,6 +14,8 @@ use crate::sites::{self, NewSite, Site};
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 
+pub mod elder;
+
 /// The demo city admin's login and password (printed by `lifelong demo`).
 pub const DEMO_ADMIN: (&str, &str) = ("admin", "lifelong-demo");
 

@@ -192,7 +192,14 @@ impl CallState {
             // A read-only call that never read a table: nothing to end.
             return Ok(commit && self.mode == Mode::Read && self.delivery.is_none());
         };
-        if !commit || self.mode == Mode::Read {
+        if self.mode == Mode::Read {
+            // A read snapshot has nothing to undo: dropping it queues the
+            // ROLLBACK on its connection (run before the connection's next
+            // use) instead of making the response wait for a round trip.
+            drop(tx);
+            return Ok(false);
+        }
+        if !commit {
             tx.rollback().await?;
             return Ok(false);
         }

@@ -800,7 +800,12 @@ fn attendance(req: &Request) -> Result<Response> {
         )));
     }
     let pct = setting("completion_percent")?;
+    let rule = match lifelong_sdk::settings::get("credit_rule")? {
+        Value::Text(r) if !r.trim().is_empty() => Some(r),
+        _ => None,
+    };
     let mut completed = Vec::new();
+    let mut not_recorded = Vec::new();
     for person in &enrolled {
         let present = a.present.contains(person);
         let key = [i(id), i(*person), i(a.session)];
@@ -824,7 +829,7 @@ fn attendance(req: &Request) -> Result<Response> {
             None,
         )?);
         if attended * 100 >= pct * sessions && COMPLETIONS.get(&[i(id), i(*person)])?.is_none() {
-            let recorded =
+            let outcome =
                 lifelong_sdk::accounts::record_outcome(&lifelong_sdk::accounts::Outcome {
                     person_id: *person,
                     kind: "non_formal_learning".into(),
@@ -835,9 +840,20 @@ fn attendance(req: &Request) -> Result<Response> {
                     issuer: Some(format!("elder-education at {}", req.site)),
                     reference: Some(format!("course {id}")),
                     evidence: Some(format!("attended {attended} of {sessions} sessions")),
-                    rule: None,
+                    rule: rule.clone(),
                     idempotency_key: format!("course-{id}/person-{person}"),
-                })?;
+                });
+            // One learner's account refusing (e.g. frozen) does not lose the
+            // session's attendance; the completion is retried with the next
+            // submission.
+            let recorded = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    not_recorded
+                        .push(json!({ "person_id": person, "reason": Error::from(e).detail }));
+                    continue;
+                }
+            };
             COMPLETIONS.insert(&[
                 ("course_id", i(id)),
                 ("person_id", i(*person)),
@@ -854,7 +870,7 @@ fn attendance(req: &Request) -> Result<Response> {
     }
     Response::json(
         200,
-        &json!({ "course_id": id, "session": a.session, "present": a.present.len(), "completed_now": completed }),
+        &json!({ "course_id": id, "session": a.session, "present": a.present.len(), "completed_now": completed, "not_recorded": not_recorded }),
     )
 }
 
