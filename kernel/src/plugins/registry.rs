@@ -52,6 +52,10 @@ struct Slot {
     enabled: Vec<(String, bool)>,
     /// (site path, capability, granted) rows.
     grants: Vec<(String, String, bool)>,
+    /// Routing decisions by site path, memoised for this view (a new view
+    /// starts empty, so a change is never served stale). Bounded by the
+    /// number of sites.
+    routes: RwLock<HashMap<String, std::result::Result<Loaded, Refusal>>>,
 }
 
 #[derive(Default)]
@@ -296,6 +300,23 @@ impl Registry {
         let Some(path) = path.or(view.root.as_deref()) else {
             return Err(Refusal::NotEnabled);
         };
+        if let Some(r) = slot
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+        {
+            return r.clone();
+        }
+        let decided = Self::decide(slot, path);
+        slot.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_string(), decided.clone());
+        decided
+    }
+
+    fn decide(slot: &Slot, path: &str) -> std::result::Result<Loaded, Refusal> {
         if !enabled_at(&slot.enabled, path) {
             return Err(Refusal::NotEnabled);
         }
@@ -412,6 +433,7 @@ impl Registry {
                     previous,
                     enabled,
                     grants,
+                    routes: RwLock::default(),
                 },
             );
         }
