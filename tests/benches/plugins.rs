@@ -79,6 +79,13 @@ async fn main() {
     }
     let (fresh50, fresh99) = (pct(lat.clone(), 0.5), pct(lat, 0.99));
     println!("fresh instance + trivial call: p50 {fresh50:.1} µs, p99 {fresh99:.1} µs");
+    // For profiling instantiation alone: `LIFELONG_BENCH_ONLY=fresh perf record …`.
+    if std::env::var("LIFELONG_BENCH_ONLY").as_deref() == Ok("fresh") {
+        for _ in 0..300_000 {
+            probe.loaded.bench_fresh_call(&ok).await.unwrap();
+        }
+        return;
+    }
 
     // 1b. The same through the serving path (read-only transaction included).
     let mut lat = Vec::new();

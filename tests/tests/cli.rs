@@ -301,3 +301,79 @@ fn plugin_packages_from_build_to_enabled() {
     let info: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(info["grants"].as_array().unwrap().len(), 4);
 }
+
+/// A running kernel picks up what the CLI changes in the registry (as
+/// another node would): enabling serves the plugin, disabling stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_kernel_follows_registry_changes_made_by_the_cli() {
+    let dep = Deployment::sqlite();
+    let dir = dep.dir.path();
+    assert_eq!(run(&dep, &["migrate"]).0, 0);
+    let sites = dir.join("sites.csv");
+    std::fs::write(&sites, "code,name_zh,kind,parent_code\nC,市,city,\n").unwrap();
+    assert_eq!(run(&dep, &["site", "import", sites.to_str().unwrap()]).0, 0);
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/other");
+    let pkg = dir.join("other.llpkg");
+    let (code, _, err) = run(
+        &dep,
+        &[
+            "plugin",
+            "build",
+            plugin.to_str().unwrap(),
+            "--out",
+            pkg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let dev = |args: &[&str]| {
+        let out = dep
+            .command()
+            .env("LIFELONG_DEV_MODE", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    dev(&["plugin", "install", pkg.to_str().unwrap()]);
+    let (mut child, url) = dep.serve();
+    let client = reqwest::Client::new();
+    let status = |client: reqwest::Client, url: String| async move {
+        client
+            .get(format!("{url}/api/v1/plugins/other/receipts?site=C"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        status(client.clone(), url.clone()).await,
+        404,
+        "installed, not enabled"
+    );
+    dev(&["plugin", "enable", "other", "--site", "C"]);
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = status(client.clone(), url.clone()).await;
+        if seen == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 200, "the server picked up the enablement");
+    dev(&["plugin", "disable", "other", "--site", "C"]);
+    for _ in 0..50 {
+        seen = status(client.clone(), url.clone()).await;
+        if seen == 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 404, "the server picked up the disablement");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -140,3 +140,34 @@ async fn kernel_events_reach_subscribers() {
     assert_eq!(k.deliver(&[&other]).await.delivered, 0);
     k.cleanup().await;
 }
+
+/// Served through the registry, a subscriber gets the events of the sites
+/// where it is enabled; events elsewhere are marked done without running it
+/// (enabling it later does not replay them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_where_the_subscriber_is_enabled() {
+    let k = TestKernel::sqlite().await;
+    site_tree(&k, crate::TREE).await;
+    let other = k.install(&k.package(plugin_dir("other")).await).await;
+    k.enable("other", "T1").await;
+    person(&k, 1, (1950, 1, 1), kernel::idnumber::Sex::Female, "T1-V1").await;
+    person(&k, 3, (1950, 1, 1), kernel::idnumber::Sex::Female, "T2").await;
+    let pass = k.deliver(&[&other]).await;
+    assert_eq!((pass.delivered, pass.skipped), (1, 1));
+    let (_, v) = other
+        .at("T1")
+        .get("/receipt-names", &k.anonymous())
+        .await
+        .unwrap();
+    assert_eq!(v, json!({ "names": ["kernel.person.create"] }));
+    k.enable("other", "T2").await;
+    let pass = k.deliver(&[&other]).await;
+    assert_eq!(
+        (pass.delivered, pass.skipped),
+        (0, 0),
+        "nothing is replayed"
+    );
+    person(&k, 5, (1950, 1, 1), kernel::idnumber::Sex::Male, "T2").await;
+    assert_eq!(k.deliver(&[&other]).await.delivered, 1);
+    k.cleanup().await;
+}

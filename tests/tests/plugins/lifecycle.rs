@@ -852,3 +852,36 @@ async fn admins_manage_plugins_over_http_and_read_metrics_and_logs() {
     assert_eq!(s, 404);
     k.cleanup().await;
 }
+
+/// The content hash pinned at install is checked whenever a node loads a
+/// version: a component changed in the database is refused, and a node that
+/// already serves the plugin keeps serving what it verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_changed_after_install_is_not_loaded() {
+    let k = TestKernel::sqlite().await;
+    site_tree(&k, TREE).await;
+    let pkg = k.package(plugin_dir("probe")).await;
+    k.install(&pkg).await;
+    k.enable("probe", "CITY").await;
+    let mut changed = pkg.component.clone();
+    let at = changed.len() / 2;
+    changed[at] ^= 0xff;
+    let mut tx = k.kernel.db.begin().await.unwrap();
+    sqlx::query("UPDATE plugin_versions SET component = $1 WHERE plugin = 'probe'")
+        .bind(changed)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // This node keeps what it loaded and verified.
+    assert!(k.registry.route("probe", None).is_ok());
+    // A node starting now refuses the changed component.
+    let fresh = Registry::new(k.kernel.clone(), k.runtime.clone(), None, true);
+    fresh.refresh().await.unwrap();
+    assert_eq!(
+        fresh.route("probe", None).unwrap_err(),
+        Refusal::NotInstalled
+    );
+    assert!(fresh.loaded().is_empty());
+    k.cleanup().await;
+}
