@@ -45,8 +45,9 @@ pub struct CallState {
     /// Where the call's log lines are kept for admins.
     pub(super) obs: super::metrics::Observatory,
     /// Held while the call holds a database transaction (see `Shared::tx_slots`).
-    pub(super) slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub(super) slot: Option<[tokio::sync::OwnedSemaphorePermit; 2]>,
     tx_slots: Arc<tokio::sync::Semaphore>,
+    plugin_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A set of granted capabilities.
@@ -67,6 +68,19 @@ pub(super) struct Shared {
     /// on each other until the deadlines fired: the slots keep connections
     /// free for them.
     pub tx_slots: Arc<tokio::sync::Semaphore>,
+    /// This plugin's share of `tx_slots` (half of them), so one plugin's
+    /// slow calls cannot take every slot from the others.
+    pub plugin_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Wait for this plugin's share, then for a slot of the whole runtime.
+async fn acquire(
+    plugin: &Arc<tokio::sync::Semaphore>,
+    all: &Arc<tokio::sync::Semaphore>,
+) -> Option<[tokio::sync::OwnedSemaphorePermit; 2]> {
+    let own = plugin.clone().acquire_owned().await.ok()?;
+    let shared = all.clone().acquire_owned().await.ok()?;
+    Some([own, shared])
 }
 
 /// The per-call memory and table caps; remembers a refused growth and the
@@ -130,7 +144,7 @@ impl CallState {
         let tx = match mode {
             Mode::Read => None,
             Mode::Write => {
-                state.slot = shared.tx_slots.clone().acquire_owned().await.ok();
+                state.slot = acquire(&shared.plugin_slots, &shared.tx_slots).await;
                 Some(k.db.begin().await?)
             }
         };
@@ -169,6 +183,7 @@ impl CallState {
             obs: shared.obs.clone(),
             slot: None,
             tx_slots: shared.tx_slots.clone(),
+            plugin_slots: shared.plugin_slots.clone(),
         }
     }
 
@@ -229,7 +244,7 @@ impl CallState {
                 _ => wasmtime::bail!("the call's transaction has ended"),
             };
             if self.slot.is_none() {
-                self.slot = self.tx_slots.clone().acquire_owned().await.ok();
+                self.slot = acquire(&self.plugin_slots, &self.tx_slots).await;
             }
             match k.db.begin_read().await {
                 Ok(tx) => self.tx = Some(tx),

@@ -9,7 +9,9 @@
 //!   a trap, a limit or an error result rolls back every table write and
 //!   published event;
 //! - the deadline covers the whole call, time in host calls included (the
-//!   epoch interrupt stops guest code; a timer stops host waits);
+//!   guest yields to the executor at every epoch tick, so the timer around
+//!   the call stops guest code and host waits alike, and a spinning guest
+//!   never holds a worker thread from other requests);
 //! - a failing call is reported as a [`CallError`] and never takes anything
 //!   else down.
 
@@ -36,7 +38,7 @@ wasmtime::component::bindgen!({
 pub use exports::lifelong::plugin::handler::{Event, Request, Response};
 pub use lifelong::plugin::types::Caller;
 
-/// The epoch tick: the granularity of the guest-code deadline.
+/// The epoch tick: how often guest code yields to the executor.
 const TICK: Duration = Duration::from_millis(2);
 
 /// The kernel's caps; a plugin may ask for less.
@@ -283,6 +285,9 @@ impl Runtime {
                 granted: None,
                 obs: self.obs.clone(),
                 tx_slots: self.tx_slots.clone(),
+                plugin_slots: Arc::new(tokio::sync::Semaphore::new(
+                    (self.limits.max_open_transactions / 2).max(1),
+                )),
             },
             tables,
             manifest,
@@ -410,12 +415,17 @@ impl Loaded {
         self.store(CallState::detached(&self.shared))
     }
 
-    /// A store for one call: its limiter and its epoch deadline.
+    /// A store for one call: its limiter, and guest code that yields to the
+    /// executor at every epoch tick. Without the yield a guest spinning in a
+    /// loop would hold a tokio worker thread until its deadline — with two
+    /// workers, two such calls would stall every other request. The
+    /// deadline itself is the timer around the call (`run`), which can fire
+    /// because the guest yields.
     fn store(&self, state: CallState) -> Store<CallState> {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline((self.deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1);
-        store.epoch_deadline_trap();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         store
     }
 

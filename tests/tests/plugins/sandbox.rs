@@ -279,3 +279,38 @@ async fn compiled_components_are_cached_on_disk() {
     }
     k.cleanup().await;
 }
+
+/// Guest code spinning until its deadline does not hold a worker thread:
+/// with more looping calls in flight than the test runtime has workers, a
+/// trivial call still completes before any of the loops is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_guests_do_not_starve_other_calls() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let k = TestKernel::sqlite().await;
+    let p = probe(&k).await;
+    let anon = k.anonymous();
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            let (p, anon, stopped) = (p.clone(), anon.clone(), stopped.clone());
+            tokio::spawn(async move {
+                let e = p.get("/loop", &anon).await.unwrap_err();
+                stopped.fetch_add(1, Ordering::SeqCst);
+                e.kind
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (s, v) = p.get("/ok", &anon).await.unwrap();
+    assert_eq!((s, v), (200, json!({ "ok": true })));
+    assert_eq!(
+        stopped.load(Ordering::SeqCst),
+        0,
+        "the trivial call did not wait for the loops' deadlines"
+    );
+    for l in loops {
+        assert_eq!(l.await.unwrap(), FailureKind::Deadline);
+    }
+    k.cleanup().await;
+}

@@ -96,6 +96,13 @@ impl Plugin for Probe {
                     "origins": entries.iter().map(|e| e.origin.clone()).collect::<Vec<_>>(),
                 }))
             })
+            .post("/slow/{ms}", |req| {
+                // Holds its write transaction for `ms` milliseconds.
+                NOTES.insert(&[("topic", Value::Text("slow".into())), ("body", Value::Text(String::new())), ("at", Value::Integer(0))])?;
+                let until = lifelong_sdk::clock::now_micros() + req.param_i64("ms")? * 1000;
+                while lifelong_sdk::clock::now_micros() < until {}
+                Response::json(200, &serde_json::json!({ "slow": true }))
+            })
             .get("/ok", |_| Response::json(200, &serde_json::json!({ "ok": true })))
             .get("/clock/{n}", |req| {
                 let mut last = 0;
