@@ -558,7 +558,7 @@ async fn person_in_view(
     site: String,
     person_id: i64,
 ) -> crate::error::Result<crate::identity::Person> {
-    let scope = scope_path(k, site).await;
+    let scope = person_scope(k, site).await;
     let p = crate::identity::get(k, &SYSTEM, person_id).await?;
     let visible =
         Some(p.id) == caller || scope.as_deref().is_some_and(|s| p.home_path.starts_with(s));
@@ -569,8 +569,27 @@ async fn person_in_view(
     }
 }
 
+/// The area a call made at `site` may see persons in: the site's subtree if
+/// it is a city, township or village; for an institution (an elder
+/// university, a teaching point, …) the subtree of the area it sits in,
+/// since it serves that area's residents. None if there is no site.
+async fn person_scope(k: &Kernel, site: String) -> Option<String> {
+    if site.is_empty() {
+        return None;
+    }
+    let s = crate::sites::fetch_by_code(k.db.reader(), &site)
+        .await
+        .ok()
+        .flatten()?;
+    Some(if crate::sites::is_admin_level(&s.kind) {
+        s.path
+    } else {
+        s.parent_path().to_string()
+    })
+}
+
 /// The path of the site a call is made in (None if no site).
-async fn scope_path(k: &Kernel, site: String) -> Option<String> {
+async fn site_path(k: &Kernel, site: String) -> Option<String> {
     if site.is_empty() {
         return None;
     }
@@ -584,7 +603,7 @@ async fn scope_path(k: &Kernel, site: String) -> Option<String> {
 impl wsettings::Host for CallState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<types::Value, types::Error>> {
         let k = self.kernel()?;
-        let path = scope_path(&k, self.site.clone()).await;
+        let path = site_path(&k, self.site.clone()).await;
         let r = super::settings::effective(&k, &self.manifest, path.as_deref(), &name).await;
         let r = r.and_then(|v| {
             v.ok_or_else(|| {

@@ -318,6 +318,25 @@ async fn eligibility_and_limits(k: TestKernel) {
         )
         .await;
     assert_eq!((s, v["person_id"].as_i64()), (201, Some(fit)));
+    // Staff act for residents of the school's area (T1), not beyond it.
+    let resident = c.person(this_year() - 66, "male", "T1").await;
+    let (s, v) = c
+        .post(
+            c.staff,
+            &format!("/courses/{}/enrol", courses[2]),
+            json!({"person_id": resident}),
+        )
+        .await;
+    assert_eq!((s, v["status"].as_str()), (201, Some("enrolled")), "{v}");
+    let outsider = c.person(this_year() - 66, "male", "T2").await;
+    let (s, _) = c
+        .post(
+            c.staff,
+            &format!("/courses/{}/enrol", courses[2]),
+            json!({"person_id": outsider}),
+        )
+        .await;
+    assert_eq!(s, 404, "a person outside the school's area is not visible");
     // Staff routes are refused to learners.
     let (s, _) = c
         .post(
