@@ -178,6 +178,21 @@ async fn registry_row(tx: &mut Tx, plugin: &str) -> Result<Option<(String, Optio
     )
 }
 
+/// The registry row, locked for the rest of the transaction (a no-op
+/// update: PostgreSQL row lock; SQLite has one writer anyway), so two admins
+/// changing one plugin at once are serialised and the second sees the first.
+async fn registry_row_locked(
+    tx: &mut Tx,
+    plugin: &str,
+) -> Result<Option<(String, Option<String>)>> {
+    Ok(sqlx::query_as(
+        "UPDATE plugin_registry SET updated_at = updated_at WHERE plugin = $1 RETURNING active, previous",
+    )
+    .bind(plugin)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
 async fn stored_manifest(tx: &mut Tx, plugin: &str, version: &str) -> Result<Manifest> {
     let (text,): (String,) =
         sqlx::query_as("SELECT manifest FROM plugin_versions WHERE plugin = $1 AND version = $2")
@@ -480,12 +495,15 @@ impl Registry {
             "the stored component's SHA-256 is {actual}, not the {sha} pinned at install: refusing to run it"
         );
         let manifest = super::manifest::parse(&manifest)?;
-        let compiled = self.compile(&component, &sha)?;
+        let compiled = self.compile(&component, &sha).await?;
         self.runtime
             .prepare(manifest, &compiled, self.kernel.db.backend())
     }
 
-    fn compile(&self, component: &[u8], sha: &str) -> anyhow::Result<Component> {
+    /// Compile (or load from the on-disk cache) on a blocking thread: a
+    /// large component takes seconds of CPU, which must not stall the
+    /// executor serving requests.
+    async fn compile(&self, component: &[u8], sha: &str) -> anyhow::Result<Component> {
         if let Some(c) = self
             .compiled
             .lock()
@@ -494,10 +512,13 @@ impl Registry {
         {
             return Ok(c.clone());
         }
-        let c = match &self.cache {
-            Some(dir) => self.runtime.compile_cached(component, dir)?,
-            None => self.runtime.compile(component)?,
-        };
+        let (runtime, cache, bytes) =
+            (self.runtime.clone(), self.cache.clone(), component.to_vec());
+        let c = tokio::task::spawn_blocking(move || match &cache {
+            Some(dir) => runtime.compile_cached(&bytes, dir),
+            None => runtime.compile(&bytes),
+        })
+        .await??;
         self.compiled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -548,7 +569,7 @@ impl Registry {
             }
         }
         let sha = package::sha256_hex(&pkg.component);
-        let compiled = self.compile(&pkg.component, &sha).map_err(|e| {
+        let compiled = self.compile(&pkg.component, &sha).await.map_err(|e| {
             Error::invalid(
                 "component",
                 format!("not a valid WebAssembly component: {e:#}"),
@@ -655,12 +676,21 @@ impl Registry {
             ));
         }
         self.store_version(&mut tx, actor, &pkg, &trust).await?;
-        sqlx::query("INSERT INTO plugin_registry (plugin, active, previous, updated_at) VALUES ($1, $2, NULL, $3)")
-            .bind(&m.id)
-            .bind(&m.version)
-            .bind(now_micros())
-            .execute(&mut *tx)
-            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO plugin_registry (plugin, active, previous, updated_at) VALUES ($1, $2, NULL, $3) \
+             ON CONFLICT (plugin) DO NOTHING",
+        )
+        .bind(&m.id)
+        .bind(&m.version)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
+            return Err(Error::conflict(
+                "id",
+                format!("plugin {} was installed meanwhile", m.id),
+            ));
+        }
         super::tables::ensure(&mut tx, self.kernel.db.backend(), m)
             .await
             .map_err(|e| {
@@ -724,7 +754,7 @@ impl Registry {
         let trust = self.check(&pkg).await?;
 
         let mut tx = self.kernel.db.begin().await?;
-        let Some((active_now, previous)) = registry_row(&mut tx, &m.id).await? else {
+        let Some((active_now, previous)) = registry_row_locked(&mut tx, &m.id).await? else {
             return Err(Error::NotFound(format!("plugin {}", m.id)));
         };
         if active_now != active {
@@ -798,7 +828,7 @@ impl Registry {
     pub async fn rollback(&self, actor: &Actor, plugin: &str) -> Result<PluginInfo> {
         actor.require_city_admin("rolling back a plugin")?;
         let mut tx = self.kernel.db.begin().await?;
-        let Some((active, previous)) = registry_row(&mut tx, plugin).await? else {
+        let Some((active, previous)) = registry_row_locked(&mut tx, plugin).await? else {
             return Err(Error::NotFound(format!("plugin {plugin}")));
         };
         let Some(previous) = previous else {
@@ -874,7 +904,7 @@ impl Registry {
     pub async fn remove(&self, actor: &Actor, plugin: &str, purge: bool) -> Result<()> {
         actor.require_city_admin("removing a plugin")?;
         let mut tx = self.kernel.db.begin().await?;
-        if registry_row(&mut tx, plugin).await?.is_none() {
+        if registry_row_locked(&mut tx, plugin).await?.is_none() {
             return Err(Error::NotFound(format!("plugin {plugin}")));
         }
         for other in active_manifests(&mut tx).await? {
@@ -966,7 +996,7 @@ impl Registry {
             },
         )?;
         let mut tx = self.kernel.db.begin().await?;
-        let Some((active, _)) = registry_row(&mut tx, plugin).await? else {
+        let Some((active, _)) = registry_row_locked(&mut tx, plugin).await? else {
             return Err(Error::NotFound(format!("plugin {plugin}")));
         };
         if enabled {
@@ -1051,7 +1081,7 @@ impl Registry {
             ));
         }
         let mut tx = self.kernel.db.begin().await?;
-        let Some((active, _)) = registry_row(&mut tx, plugin).await? else {
+        let Some((active, _)) = registry_row_locked(&mut tx, plugin).await? else {
             return Err(Error::NotFound(format!("plugin {plugin}")));
         };
         let m = stored_manifest(&mut tx, plugin, &active).await?;

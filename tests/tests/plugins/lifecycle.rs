@@ -885,3 +885,53 @@ async fn a_component_changed_after_install_is_not_loaded() {
     assert!(fresh.loaded().is_empty());
     k.cleanup().await;
 }
+
+/// Two admins upgrading one plugin at the same moment (PostgreSQL): the
+/// registry row is locked, so the second sees the first; whatever the
+/// interleaving, the history stays one coherent step and no data is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_upgrades_stay_coherent_on_postgres() {
+    let k = TestKernel::postgres().await;
+    site_tree(&k, TREE).await;
+    let probe_pkg = k.package(plugin_dir("probe")).await;
+    let probe = k.install(&probe_pkg).await.at("CITY");
+    k.enable("probe", "CITY").await;
+    let (s, _) = probe
+        .post("/seats", Some(json!({ "capacity": 7 })), &k.anonymous())
+        .await
+        .unwrap();
+    assert_eq!(s, 201);
+    let a = versioned(&probe_pkg, "1.1.0").encode();
+    let b = versioned(&probe_pkg, "1.2.0").encode();
+    let admin = system();
+    let (ra, rb) = tokio::join!(
+        k.registry.upgrade(&admin, &a),
+        k.registry.upgrade(&admin, &b)
+    );
+    assert!(ra.is_ok() || rb.is_ok(), "{ra:?} {rb:?}");
+    let info = k.registry.info("probe").await.unwrap();
+    let expected_previous = match (&ra, &rb) {
+        (Ok(_), Ok(_)) => "1.1.0", // 1.1.0 first, then 1.2.0 over it
+        _ => "1.0.0",
+    };
+    assert_eq!(
+        info.previous.as_deref(),
+        Some(expected_previous),
+        "{info:?}"
+    );
+    assert!(["1.1.0", "1.2.0"].contains(&info.version.as_str()));
+    assert_eq!(
+        probe.get("/seats/1", &k.anonymous()).await.unwrap(),
+        (200, json!({ "taken": 0, "capacity": 7 }))
+    );
+    k.registry.rollback(&system(), "probe").await.unwrap();
+    assert_eq!(
+        k.registry.info("probe").await.unwrap().version,
+        expected_previous
+    );
+    assert_eq!(
+        probe.get("/seats/1", &k.anonymous()).await.unwrap(),
+        (200, json!({ "taken": 0, "capacity": 7 }))
+    );
+    k.cleanup().await;
+}
