@@ -515,13 +515,22 @@ impl widentity::Host for CallState {
         let k = self.kernel()?;
         let r = person_in_view(&k, self.caller, self.site.clone(), person_id)
             .await
-            .map(|p| widentity::Person {
-                id: p.id,
-                name: p.name,
-                id_number_masked: p.id_number,
-                birth_date: p.birth_date,
-                sex: p.sex,
-                home_site: p.home_site_code,
+            .map(|p| {
+                // Fields outside the plugin's declared `identity.read`
+                // fields come back empty.
+                let fields = self.manifest.identity_fields.as_deref();
+                let keep = |f: &str, v: String| match fields {
+                    Some(list) if !list.iter().any(|x| x == f) => String::new(),
+                    _ => v,
+                };
+                widentity::Person {
+                    id: p.id,
+                    name: keep("name", p.name),
+                    id_number_masked: keep("id_number_masked", p.id_number),
+                    birth_date: keep("birth_date", p.birth_date),
+                    sex: keep("sex", p.sex),
+                    home_site: keep("home_site", p.home_site_code),
+                }
             });
         self.kernel_result(r)
     }

@@ -46,9 +46,16 @@ pub struct Manifest {
     /// Full event names (`kernel.person.created`, `other-plugin.name`) it receives.
     #[serde(default)]
     pub subscribes: Vec<String>,
-    /// Kernel capabilities the plugin asks for (see [`CAPABILITIES`]).
-    #[serde(default)]
+    /// Kernel capabilities the plugin asks for (see [`CAPABILITIES`]), each
+    /// a name or `{ name = "identity.read", fields = [...] }` narrowing it.
+    #[serde(default, rename = "capabilities")]
+    declared: Vec<CapabilityDecl>,
+    /// The capability names (from `capabilities`).
+    #[serde(skip)]
     pub capabilities: Vec<String>,
+    /// The person fields `identity.read` is narrowed to (None: all of them).
+    #[serde(skip)]
+    pub identity_fields: Option<Vec<String>>,
     /// Limits the plugin asks for (lower than the kernel's caps).
     #[serde(default)]
     pub limits: AskedLimits,
@@ -56,6 +63,25 @@ pub struct Manifest {
     #[serde(default)]
     pub settings: Vec<SettingDef>,
 }
+
+/// One entry of `capabilities`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum CapabilityDecl {
+    Name(String),
+    WithArgs(CapabilityArgs),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CapabilityArgs {
+    name: String,
+    fields: Option<Vec<String>>,
+}
+
+/// The person fields `identity.read` can be narrowed to (`id` is always given).
+pub const IDENTITY_FIELDS: &[&str] =
+    &["name", "id_number_masked", "birth_date", "sex", "home_site"];
 
 /// A declared per-site setting.
 #[derive(Debug, Clone, Deserialize)]
@@ -197,8 +223,34 @@ impl TableDef {
 
 /// Parse and check a manifest.
 pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
-    let m: Manifest =
+    let mut m: Manifest =
         toml::from_str(text).map_err(|e| ManifestError::Toml(e.message().to_string()))?;
+    for d in &m.declared {
+        match d {
+            CapabilityDecl::Name(n) => m.capabilities.push(n.clone()),
+            CapabilityDecl::WithArgs(a) => {
+                m.capabilities.push(a.name.clone());
+                if let Some(fields) = &a.fields {
+                    if a.name != "identity.read" {
+                        return Err(bad(format!(
+                            "capability {} takes no fields; only identity.read is narrowed by fields",
+                            a.name
+                        )));
+                    }
+                    if let Some(f) = fields
+                        .iter()
+                        .find(|f| !IDENTITY_FIELDS.contains(&f.as_str()))
+                    {
+                        return Err(bad(format!(
+                            "identity.read has no field {f:?}; its fields are {}",
+                            IDENTITY_FIELDS.join(", ")
+                        )));
+                    }
+                    m.identity_fields = Some(fields.clone());
+                }
+            }
+        }
+    }
     check(&m)?;
     Ok(m)
 }
@@ -474,7 +526,11 @@ fn check(m: &Manifest) -> Result<(), ManifestError> {
             )));
         }
     }
+    let mut seen = BTreeSet::new();
     for c in &m.capabilities {
+        if !seen.insert(c) {
+            return Err(bad(format!("capability {c} is asked for twice")));
+        }
         if !CAPABILITIES.contains(&c.as_str()) {
             return Err(bad(format!(
                 "unknown capability {c:?}; this kernel offers {}",

@@ -98,6 +98,8 @@ pub struct PluginInfo {
     pub description: String,
     pub host_api: String,
     pub capabilities: Vec<String>,
+    /// The person fields `identity.read` is narrowed to, if it is.
+    pub identity_fields: Option<Vec<String>>,
     pub dependencies: BTreeMap<String, String>,
     pub sha256: String,
     pub signed: bool,
@@ -1235,6 +1237,7 @@ impl Registry {
             description: m.description.clone(),
             host_api: m.host_api.clone(),
             capabilities: m.capabilities.clone(),
+            identity_fields: m.identity_fields.clone(),
             dependencies: m.dependencies.clone(),
             sha256,
             signed: signed != 0,

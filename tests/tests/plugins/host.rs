@@ -343,3 +343,50 @@ async fn a_component_built_for_host_api_1_0_runs_on_1_1() {
     assert_eq!((s, v), (200, json!({ "name": "ann", "count": 1 })));
     k.cleanup().await;
 }
+
+/// `identity.read` narrowed by its arguments: a plugin that declares only
+/// the fields it needs gets the others empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_fields_are_narrowed_to_what_the_plugin_declares() {
+    let k = TestKernel::sqlite().await;
+    site_tree(&k, TREE).await;
+    let (id, _) = person(&k, 1, (1958, 5, 17), kernel::idnumber::Sex::Female, "T1-V1").await;
+    let pkg = k.package(plugin_dir("probe")).await;
+    let narrowed = kernel::plugins::package::Package::new(
+        pkg.manifest_text.replace(
+            "\"identity.read\"",
+            "{ name = \"identity.read\", fields = [\"birth_date\", \"sex\"] }",
+        ),
+        pkg.component.clone(),
+    )
+    .unwrap();
+    let p = k.install(&narrowed).await;
+    k.enable("probe", "T1").await;
+    let info = k.registry.info("probe").await.unwrap();
+    assert_eq!(
+        info.identity_fields,
+        Some(vec!["birth_date".to_string(), "sex".to_string()])
+    );
+    let (s, v) = p
+        .at("T1")
+        .get(&format!("/people/{id}"), &k.anonymous())
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({ "name": "", "id_number": "", "birth_date": "1958-05-17", "sex": "female", "home": "" })
+    );
+    let bad = pkg.manifest_text.replace(
+        "\"identity.read\"",
+        "{ name = \"identity.read\", fields = [\"phone\"] }",
+    );
+    let e = kernel::plugins::package::Package::new(bad, pkg.component.clone())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "manifest: identity.read has no field \"phone\"; its fields are name, id_number_masked, birth_date, sex, home_site"
+    );
+    k.cleanup().await;
+}
