@@ -374,7 +374,7 @@ impl Registry {
     pub fn route_event(&self, plugin: &str, path: Option<&str>) -> super::events::Route {
         match self.route(plugin, path) {
             Ok(l) => super::events::Route::Deliver(Box::new(l)),
-            Err(Refusal::NotInstalled) => super::events::Route::Wait,
+            Err(Refusal::NotInstalled) => super::events::Route::Absent,
             Err(_) => super::events::Route::Skip,
         }
     }

@@ -171,3 +171,25 @@ async fn events_follow_where_the_subscriber_is_enabled() {
     assert_eq!(k.deliver(&[&other]).await.delivered, 1);
     k.cleanup().await;
 }
+
+/// Deliveries to a subscriber removed after they were fanned out wait a
+/// minute at a time instead of crowding the head of the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_to_a_removed_subscriber_step_aside() {
+    let k = TestKernel::sqlite().await;
+    site_tree(&k, crate::TREE).await;
+    let other = k.install(&k.package(plugin_dir("other")).await).await;
+    k.enable("other", "CITY").await;
+    person(&k, 1, (1950, 1, 1), kernel::idnumber::Sex::Female, "T1").await;
+    kernel::plugins::events::fan_out(&k.kernel, |e| k.runtime.subscribers_of(e))
+        .await
+        .unwrap();
+    k.registry
+        .remove(&kernel::authz::Actor::System("test"), "other", false)
+        .await
+        .unwrap();
+    let pass = k.deliver(&[&other]).await;
+    assert_eq!((pass.delivered, pass.waiting), (0, 1));
+    assert_eq!(k.deliver(&[&other]).await.waiting, 0, "not due again yet");
+    k.cleanup().await;
+}
