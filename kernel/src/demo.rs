@@ -551,6 +551,10 @@ pub async fn install_plugins(
                 registry.upgrade(&system, &pkg.encode()).await?;
                 format!("{id}: upgraded {} → {}", info.version, pkg.manifest.version)
             }
+            Ok(info) if info.sha256 != package::sha256_hex(&pkg.component) => format!(
+                "{id} {}: already installed (this build differs: bump its version to upgrade)",
+                info.version
+            ),
             Ok(info) => format!("{id} {}: already installed", info.version),
         };
         if !pkg.manifest.capabilities.is_empty() {
