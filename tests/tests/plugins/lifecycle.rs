@@ -935,3 +935,73 @@ async fn concurrent_upgrades_stay_coherent_on_postgres() {
     );
     k.cleanup().await;
 }
+
+/// A component for `world evil` in `wit` (the host API's package is in
+/// scope), with no code: enough for install to read its imports and exports.
+fn hand_made_component(wit: &str) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    resolve
+        .push_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/wit"))
+        .unwrap();
+    let pkg = resolve.push_str("evil.wit", wit).unwrap();
+    let world = resolve.select_world(&[pkg], Some("evil")).unwrap();
+    let mut module = wit_component::dummy_module(
+        &resolve,
+        world,
+        wit_parser::ManglingAndAbi::Legacy(wit_parser::LiftLowerAbi::Sync),
+    );
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+/// Components that import anything but the host API (an environment, a
+/// filesystem, a network), or do not export the handler, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_outside_the_world_are_refused() {
+    let k = TestKernel::sqlite().await;
+    let manifest = k.package(plugin_dir("other")).await.manifest_text;
+    let sys = system();
+    let install = |component: Vec<u8>| {
+        let pkg = Package::new(manifest.clone(), component).unwrap();
+        let r = k.registry.clone();
+        let sys = sys.clone();
+        async move { r.install(&sys, &pkg.encode()).await }
+    };
+    let wasi_like = hand_made_component(
+        "package evil:env;\ninterface environment { get-environment: func() -> list<tuple<string, string>>; }\nworld evil { import environment; export lifelong:plugin/handler@1.1.0; }\n",
+    );
+    let e = refused(install(wasi_like).await);
+    assert_eq!(
+        e,
+        "component: the component imports \"evil:env/environment\", which is not a versioned lifelong:plugin interface"
+    );
+    let versioned_other = hand_made_component(
+        "package evil:net@0.2.0;\ninterface socket { connect: func(host: string) -> bool; }\nworld evil { import socket; export lifelong:plugin/handler@1.1.0; }\n",
+    );
+    let e = refused(install(versioned_other).await);
+    assert_eq!(
+        e,
+        "component: the component imports \"evil:net/socket@0.2.0\"; plugins may import only lifelong:plugin interfaces (no WASI, filesystem, network or environment)"
+    );
+    let no_handler = hand_made_component(
+        "package evil:quiet;\nworld evil { import lifelong:plugin/clock@1.1.0; }\n",
+    );
+    let e = refused(install(no_handler).await);
+    assert_eq!(
+        e,
+        "component: the component does not export lifelong:plugin/handler; build it with the Lifelong SDK's export macro"
+    );
+    assert!(k.registry.list().await.unwrap().is_empty());
+    k.cleanup().await;
+}
