@@ -13,6 +13,39 @@ fn run(dep: &Deployment, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A migrated SQLite deployment with the sites in `csv` imported.
+fn deployment_with_sites(csv: &str) -> Deployment {
+    let dep = Deployment::sqlite();
+    let (code, _, err) = run(&dep, &["migrate"]);
+    assert_eq!(code, 0, "{err}");
+    let sites = dep.dir.path().join("sites.csv");
+    std::fs::write(&sites, csv).unwrap();
+    let (code, _, err) = run(&dep, &["site", "import", sites.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    dep
+}
+
+/// `lifelong plugin build` of the test plugin `name` into the deployment's
+/// folder; returns the package path and what the command printed.
+fn build_plugin(dep: &Deployment, name: &str) -> (std::path::PathBuf, String) {
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("plugins")
+        .join(name);
+    let pkg = dep.dir.path().join(format!("{name}.llpkg"));
+    let (code, out, err) = run(
+        dep,
+        &[
+            "plugin",
+            "build",
+            plugin.to_str().unwrap(),
+            "--out",
+            pkg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    (pkg, out)
+}
+
 #[test]
 fn every_command_has_help() {
     let dep = Deployment::sqlite();
@@ -147,17 +180,9 @@ fn bad_configuration_is_one_line() {
 /// set a setting; and the refusals on the way, one line each.
 #[test]
 fn plugin_packages_from_build_to_enabled() {
-    let dep = Deployment::sqlite();
+    let dep =
+        deployment_with_sites("code,name_zh,kind,parent_code\nC,市,city,\nT1,一镇,township,C\n");
     let dir = dep.dir.path();
-    let (code, _, err) = run(&dep, &["migrate"]);
-    assert_eq!(code, 0, "{err}");
-    let sites = dir.join("sites.csv");
-    std::fs::write(
-        &sites,
-        "code,name_zh,kind,parent_code\nC,市,city,\nT1,一镇,township,C\n",
-    )
-    .unwrap();
-    assert_eq!(run(&dep, &["site", "import", sites.to_str().unwrap()]).0, 0);
 
     let key = dir.join("lifelong.key");
     let (code, out, err) = run(
@@ -194,19 +219,7 @@ fn plugin_packages_from_build_to_enabled() {
         "{err}"
     );
 
-    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/probe");
-    let pkg = dir.join("probe.llpkg");
-    let (code, out, err) = run(
-        &dep,
-        &[
-            "plugin",
-            "build",
-            plugin.to_str().unwrap(),
-            "--out",
-            pkg.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let (pkg, out) = build_plugin(&dep, "probe");
     assert!(
         out.starts_with("built probe 1.0.0 (") && out.contains(", unsigned)"),
         "{out}"
@@ -306,25 +319,8 @@ fn plugin_packages_from_build_to_enabled() {
 /// another node would): enabling serves the plugin, disabling stops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_kernel_follows_registry_changes_made_by_the_cli() {
-    let dep = Deployment::sqlite();
-    let dir = dep.dir.path();
-    assert_eq!(run(&dep, &["migrate"]).0, 0);
-    let sites = dir.join("sites.csv");
-    std::fs::write(&sites, "code,name_zh,kind,parent_code\nC,市,city,\n").unwrap();
-    assert_eq!(run(&dep, &["site", "import", sites.to_str().unwrap()]).0, 0);
-    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/other");
-    let pkg = dir.join("other.llpkg");
-    let (code, _, err) = run(
-        &dep,
-        &[
-            "plugin",
-            "build",
-            plugin.to_str().unwrap(),
-            "--out",
-            pkg.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let dep = deployment_with_sites("code,name_zh,kind,parent_code\nC,市,city,\n");
+    let (pkg, _) = build_plugin(&dep, "other");
     let dev = |args: &[&str]| {
         let out = dep
             .command()

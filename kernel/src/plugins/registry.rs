@@ -528,6 +528,15 @@ impl Registry {
         Ok(c)
     }
 
+    /// Finish a registry change: bump the generation (every node reloads its
+    /// view), audit it, commit, and reload this node's view at once.
+    async fn commit_change(&self, mut tx: Tx, actor: &Actor, change: Change<'_>) -> Result<()> {
+        bump(&mut tx).await?;
+        audit::record(&mut tx, actor, change).await?;
+        tx.commit().await?;
+        self.refresh().await
+    }
+
     /// Check a package for install or upgrade: signature, host API,
     /// limits, the component itself and its dependencies. Compiles it.
     async fn check(&self, pkg: &Package) -> Result<Trust> {
@@ -698,22 +707,15 @@ impl Registry {
             .map_err(|e| {
                 Error::invalid("tables", format!("creating the tables of {}: {e}", m.id))
             })?;
-        bump(&mut tx).await?;
-        audit::record(
-            &mut tx,
-            actor,
-            Change {
-                action: "plugin.install",
-                site: None,
-                object_type: "plugin",
-                object_id: m.id.clone(),
-                before: None,
-                after: Some(serde_json::json!({"version": m.version, "sha256": package::sha256_hex(&pkg.component), "signed": trust == Trust::Signed})),
-            },
-        )
+        self.commit_change(tx, actor, Change {
+            action: "plugin.install",
+            site: None,
+            object_type: "plugin",
+            object_id: m.id.clone(),
+            before: None,
+            after: Some(serde_json::json!({"version": m.version, "sha256": package::sha256_hex(&pkg.component), "signed": trust == Trust::Signed})),
+        })
         .await?;
-        tx.commit().await?;
-        self.refresh().await?;
         self.info(&m.id).await
     }
 
@@ -806,22 +808,15 @@ impl Registry {
             .bind(&m.id)
             .execute(&mut *tx)
             .await?;
-        bump(&mut tx).await?;
-        audit::record(
-            &mut tx,
-            actor,
-            Change {
-                action: "plugin.upgrade",
-                site: None,
-                object_type: "plugin",
-                object_id: m.id.clone(),
-                before: Some(serde_json::json!({"version": active})),
-                after: Some(serde_json::json!({"version": m.version, "sha256": package::sha256_hex(&pkg.component), "signed": trust == Trust::Signed})),
-            },
-        )
+        self.commit_change(tx, actor, Change {
+            action: "plugin.upgrade",
+            site: None,
+            object_type: "plugin",
+            object_id: m.id.clone(),
+            before: Some(serde_json::json!({"version": active})),
+            after: Some(serde_json::json!({"version": m.version, "sha256": package::sha256_hex(&pkg.component), "signed": trust == Trust::Signed})),
+        })
         .await?;
-        tx.commit().await?;
-        self.refresh().await?;
         self.info(&m.id).await
     }
 
@@ -882,9 +877,8 @@ impl Registry {
             .bind(plugin)
             .execute(&mut *tx)
             .await?;
-        bump(&mut tx).await?;
-        audit::record(
-            &mut tx,
+        self.commit_change(
+            tx,
             actor,
             Change {
                 action: "plugin.rollback",
@@ -896,8 +890,6 @@ impl Registry {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.refresh().await?;
         self.info(plugin).await
     }
 
@@ -959,9 +951,8 @@ impl Registry {
                     .await?;
             }
         }
-        bump(&mut tx).await?;
-        audit::record(
-            &mut tx,
+        self.commit_change(
+            tx,
             actor,
             Change {
                 action: "plugin.remove",
@@ -972,9 +963,7 @@ impl Registry {
                 after: Some(serde_json::json!({"purged": purge})),
             },
         )
-        .await?;
-        tx.commit().await?;
-        self.refresh().await
+        .await
     }
 
     /// Enable or disable a plugin at a site and its subtree (admins over
@@ -1040,9 +1029,8 @@ impl Registry {
         .bind(now_micros())
         .execute(&mut *tx)
         .await?;
-        bump(&mut tx).await?;
-        audit::record(
-            &mut tx,
+        self.commit_change(
+            tx,
             actor,
             Change {
                 action: if enabled {
@@ -1059,9 +1047,7 @@ impl Registry {
                 ),
             },
         )
-        .await?;
-        tx.commit().await?;
-        self.refresh().await
+        .await
     }
 
     /// Grant (or, with `granted = false`, refuse) capabilities to a plugin
@@ -1115,9 +1101,8 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         }
-        bump(&mut tx).await?;
-        audit::record(
-            &mut tx,
+        self.commit_change(
+            tx,
             actor,
             Change {
                 action: if granted {
@@ -1132,9 +1117,7 @@ impl Registry {
                 after: Some(serde_json::json!({"capabilities": capabilities})),
             },
         )
-        .await?;
-        tx.commit().await?;
-        self.refresh().await
+        .await
     }
 
     /// Trust a publisher's public key (city admins); replaces its old key.

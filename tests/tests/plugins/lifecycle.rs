@@ -86,36 +86,28 @@ async fn install_refusals_say_why_and_store_nothing() {
         e,
         "manifest: version \"1.0.x\" is not a semantic version (MAJOR.MINOR.PATCH)"
     );
-    let e = refused(
-        install(variant(&probe, |t| {
-            t.replace("host_api = \"^1.0\"", "host_api = \"^2.0\"")
-        }))
-        .await,
-    );
-    assert_eq!(
-        e,
-        "host_api: plugin probe needs host API ^2.0, but this kernel serves 1.1.0"
-    );
-    let e = refused(
-        install(variant(&probe, |t| {
-            t.replace("memory_mib = 16", "memory_mib = 100000")
-        }))
-        .await,
-    );
-    assert_eq!(
-        e,
-        "limits.memory_mib: 100000 MiB is outside this kernel's range of 1 to 64 MiB"
-    );
-    let e = refused(
-        install(variant(&probe, |t| {
-            format!("{t}\n[dependencies]\nledger-extra = \"^1.2\"\n")
-        }))
-        .await,
-    );
-    assert_eq!(
-        e,
-        "dependencies: plugin probe needs plugin ledger-extra ^1.2, which is not installed"
-    );
+    // Manifest edits, each refused with its reason.
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            "host_api = \"^1.0\"",
+            "host_api = \"^2.0\"",
+            "host_api: plugin probe needs host API ^2.0, but this kernel serves 1.1.0",
+        ),
+        (
+            "memory_mib = 16",
+            "memory_mib = 100000",
+            "limits.memory_mib: 100000 MiB is outside this kernel's range of 1 to 64 MiB",
+        ),
+        (
+            "[[tables]]",
+            "[dependencies]\nledger-extra = \"^1.2\"\n\n[[tables]]",
+            "dependencies: plugin probe needs plugin ledger-extra ^1.2, which is not installed",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let e = refused(install(variant(&probe, |t| t.replacen(from, to, 1))).await);
+        assert_eq!(e, expected);
+    }
     let e = refused(
         install(
             Package::new(
