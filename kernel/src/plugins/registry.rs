@@ -1006,6 +1006,14 @@ impl Registry {
                 ));
             }
             for dep in m.dependencies.keys() {
+                // Locking the dependency's row serialises this with its
+                // removal, which checks for enabled dependents.
+                if registry_row_locked(&mut tx, dep).await?.is_none() {
+                    return Err(Error::conflict(
+                        "dependencies",
+                        format!("plugin {plugin} needs plugin {dep}, which is not installed"),
+                    ));
+                }
                 let rows = site_rows(&mut tx, Some(dep)).await?;
                 let (en, _) = rows.into_iter().next().map(|(_, r)| r).unwrap_or_default();
                 if !enabled_at(&en, &site.path) {

@@ -997,3 +997,27 @@ async fn components_outside_the_world_are_refused() {
     assert!(k.registry.list().await.unwrap().is_empty());
     k.cleanup().await;
 }
+
+/// Removing a plugin while an admin enables a plugin that depends on it
+/// (PostgreSQL, at the same moment): never both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_and_enabling_a_dependent_never_both_succeed_on_postgres() {
+    let k = TestKernel::postgres().await;
+    site_tree(&k, TREE).await;
+    k.install(&k.package(plugin_dir("probe")).await).await;
+    k.enable("probe", "CITY").await;
+    let other = variant(&k.package(plugin_dir("other")).await, |t| {
+        format!("{t}\n[dependencies]\nprobe = \"^1.0\"\n")
+    });
+    k.install(&other).await;
+    let admin = system();
+    let (removed, enabled) = tokio::join!(
+        k.registry.remove(&admin, "probe", false),
+        k.registry.set_enabled(&admin, "other", "T1", true)
+    );
+    assert!(
+        removed.is_ok() != enabled.is_ok(),
+        "exactly one may win: {removed:?} {enabled:?}"
+    );
+    k.cleanup().await;
+}
