@@ -8,12 +8,13 @@
 //! the registry.
 
 use super::error::ApiError;
-use super::extract::{Auth, Json};
+use super::extract::{Auth, Json, Query};
 use super::AppState;
 use crate::error::Error;
 use crate::plugins::registry::Registry;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -70,11 +71,24 @@ async fn info(
     Ok(axum::Json(registry(&state)?.info(&plugin).await?).into_response())
 }
 
+/// The uploaded package; an oversized one is a 413 problem.
+fn package_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Package too large",
+            format!("a package may be at most {MAX_PACKAGE_BYTES} bytes"),
+        )
+    })
+}
+
 async fn install(
     State(state): State<AppState>,
     Auth(actor, _): Auth,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = package_body(body)?;
     let info = registry(&state)?.install(&actor, &body).await?;
     Ok((StatusCode::CREATED, axum::Json(info)).into_response())
 }
@@ -83,8 +97,9 @@ async fn upgrade(
     State(state): State<AppState>,
     Auth(actor, _): Auth,
     Path(plugin): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = package_body(body)?;
     let pkg = crate::plugins::package::Package::decode(&body)?;
     if pkg.manifest.id != plugin {
         return Err(Error::invalid(

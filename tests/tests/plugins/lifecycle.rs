@@ -824,6 +824,51 @@ async fn admins_manage_plugins_over_http_and_read_metrics_and_logs() {
         (s, v["dev_mode"].as_bool(), v["plugins"].as_u64()),
         (200, Some(true), Some(1))
     );
+    // Malformed requests are problems too.
+    let (s, v) = send(
+        "DELETE",
+        "/api/v1/plugin-registry/probe?purge=maybe",
+        t,
+        Body::empty(),
+        "application/json",
+    )
+    .await;
+    assert_eq!((s, v["status"].as_u64()), (422, Some(422)), "{v}");
+    let (s, v) = send(
+        "PUT",
+        "/api/v1/plugin-registry/probe/sites/CITY/grants",
+        t,
+        json_body(json!({"capabilities": "sites.read"})),
+        "application/json",
+    )
+    .await;
+    assert_eq!((s, v["status"].as_u64()), (422, Some(422)), "{v}");
+    let (s, v) = send(
+        "POST",
+        "/api/v1/plugin-registry/hello/upgrade",
+        t,
+        Body::from(k.package(plugin_dir("probe")).await.encode()),
+        "application/octet-stream",
+    )
+    .await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (422, Some("package: the package is plugin probe, not hello")),
+        "{v}"
+    );
+    let (s, v) = send(
+        "GET",
+        "/api/v1/plugin-registry/nope",
+        t,
+        Body::empty(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (404, Some("plugin nope not found")),
+        "{v}"
+    );
     let (s, _) = send(
         "DELETE",
         "/api/v1/plugin-registry/probe",
