@@ -153,6 +153,14 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
             ids.push(r["id"].as_i64().context("course id")?);
             courses += 1;
         }
+        d.call(
+            school,
+            *admin,
+            "PUT",
+            "/designation",
+            json!({"kind": "one_school_one_brand", "name": "翰墨书香"}),
+        )
+        .await?;
         let scenario = d
             .call(
                 school,

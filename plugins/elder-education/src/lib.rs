@@ -31,6 +31,7 @@ const MEMBERS: Table = Table("team_members");
 const ACTIVITIES: Table = Table("team_activities");
 const RATINGS: Table = Table("team_ratings");
 const SCENARIOS: Table = Table("scenarios");
+const DESIGNATIONS: Table = Table("designations");
 const SCENARIO_COURSES: Table = Table("scenario_courses");
 
 /// Course categories.
@@ -1184,6 +1185,56 @@ fn list_teams(req: &Request) -> Result<Response> {
     Response::json(200, &json!({ "items": items }))
 }
 
+// ------------------------------------------------------------ designations
+
+/// The brand designations the plan names.
+pub const DESIGNATION_KINDS: &[&str] = &["one_school_one_brand", "one_point_one_feature"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Designation {
+    kind: String,
+    name: String,
+}
+
+/// Give the request's site its brand designation (replacing an earlier one).
+fn designate(req: &Request) -> Result<Response> {
+    staff(req)?;
+    let d: Designation = req.json()?;
+    if !DESIGNATION_KINDS.contains(&d.kind.as_str()) {
+        return Err(invalid(format!(
+            "kind is one of {}",
+            DESIGNATION_KINDS.join(", ")
+        )));
+    }
+    if d.name.trim().is_empty() {
+        return Err(invalid("name is required"));
+    }
+    let key = [t(&req.site)];
+    let row = [
+        ("kind", t(&d.kind)),
+        ("name", t(&d.name)),
+        ("since", t(&today())),
+    ];
+    if !DESIGNATIONS.update(&key, &row)? {
+        DESIGNATIONS.insert(&[&[("site", t(&req.site))][..], &row[..]].concat())?;
+    }
+    Response::json(
+        200,
+        &json!({ "site": req.site, "kind": d.kind, "name": d.name }),
+    )
+}
+
+fn designation(req: &Request) -> Result<Response> {
+    let r = DESIGNATIONS
+        .get(&[t(site(req)?)])?
+        .ok_or_else(|| Error::not_found(format!("{} has no brand designation", req.site)))?;
+    Response::json(
+        200,
+        &json!({ "site": req.site, "kind": text(&r, "kind"), "name": text(&r, "name"), "since": text(&r, "since") }),
+    )
+}
+
 // --------------------------------------------------------------- scenarios
 
 #[derive(Deserialize)]
@@ -1254,8 +1305,18 @@ fn report(req: &Request) -> Result<Response> {
     let mut teams_by_stars = serde_json::Map::new();
     let (mut teams, mut scenarios) = (0i64, 0i64);
     let (mut elder_universities, mut with_social_organisations) = (0i64, 0i64);
+    let mut designations = serde_json::Map::new();
     for s in &sites {
         let code = s.code.as_str();
+        if let Some(d) = DESIGNATIONS.get(&[t(code)])? {
+            let kind = text(&d, "kind").to_string();
+            let n = designations
+                .get(&kind)
+                .and_then(|x| x.as_i64())
+                .unwrap_or(0)
+                + 1;
+            designations.insert(kind, json!(n));
+        }
         if s.kind == "elder_university" {
             elder_universities += 1;
             if lifelong_sdk::sites::operator(code)? == "social_organisation" {
@@ -1308,9 +1369,11 @@ fn report(req: &Request) -> Result<Response> {
             "teams_by_stars": teams_by_stars,
             "scenarios": scenarios,
             "elder_universities": elder_universities,
+            "brand_designations": designations,
             "indicators": {
                 "1_elder_universities_with_social_organisations": with_social_organisations,
                 "5_smart_help_scenarios": scenarios,
+                "8_brand_projects": designations.values().filter_map(|v| v.as_i64()).sum::<i64>(),
                 "9_learning_teams": teams,
             },
         }),
@@ -1345,6 +1408,8 @@ impl Plugin for ElderEducation {
             .post("/teams/{id}/members", add_member)
             .delete("/teams/{id}/members/{person}", remove_member)
             .post("/teams/{id}/activities", log_activity)
+            .get("/designation", designation)
+            .put("/designation", designate)
             .get("/scenarios", list_scenarios)
             .post("/scenarios", create_scenario)
             .post("/scenarios/{id}/courses", link_scenario)

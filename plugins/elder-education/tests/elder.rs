@@ -671,6 +671,26 @@ async fn teams_and_reports(k: TestKernel) {
         c.post(l, &format!("/courses/{course}/enrol"), json!({}))
             .await;
     }
+    let (s, v) =
+        c.p.call(
+            "PUT",
+            "/designation",
+            Some(json!({"kind": "one_school_one_brand", "name": "翰墨书香"})),
+            &c.as_(c.staff),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let (s, v) =
+        c.p.call(
+            "PUT",
+            "/designation",
+            Some(json!({"kind": "one_town_one_thing", "name": "x"})),
+            &c.as_(c.staff),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 422, "{v}");
     // A township admin reports over the township's subtree.
     let t1_admin = c.person(1972, "male", "T1").await;
     kernel::identity::grant(&c.k.kernel, &sys(), t1_admin, "site_admin", "T1")
@@ -689,10 +709,12 @@ async fn teams_and_reports(k: TestKernel) {
         json!({
             "1_elder_universities_with_social_organisations": 1,
             "5_smart_help_scenarios": 1,
+            "8_brand_projects": 1,
             "9_learning_teams": 1,
         })
     );
     assert_eq!(r["teams_by_stars"], json!({"4": 1}));
+    assert_eq!(r["brand_designations"], json!({"one_school_one_brand": 1}));
     let (s, _) =
         c.p.at("T2")
             .get("/reports", &c.as_(t1_admin))
