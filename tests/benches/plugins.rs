@@ -203,6 +203,19 @@ async fn main() {
             format!("/api/v1/plugins/probe/seats/{row_id}{site}"),
         ),
     ];
+    // For profiling one plugin route alone: `LIFELONG_BENCH_ONLY=http-ok` (or
+    // `http-row`) `perf record …`.
+    let only = std::env::var("LIFELONG_BENCH_ONLY").unwrap_or_default();
+    if let Some(case) = match only.as_str() {
+        "http-ok" => Some(0),
+        "http-row" => Some(1),
+        _ => None,
+    } {
+        for _ in 0..3 {
+            throughput(&format!("http://{addr}{}", cases[case].2), &token).await;
+        }
+        return;
+    }
     for (name, native, plugin) in cases {
         let (n_rps, n_cpu) = throughput(&format!("http://{addr}{native}"), &token).await;
         let (p_rps, p_cpu) = throughput(&format!("http://{addr}{plugin}"), &token).await;

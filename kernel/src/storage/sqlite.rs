@@ -40,6 +40,9 @@ fn options(max: u32) -> AnyPoolOptions {
         .acquire_timeout(Duration::from_secs(30))
         .idle_timeout(None)
         .max_lifetime(None)
+        // A connection to a local file cannot go stale: no ping (a round
+        // trip through the connection's worker thread) on every acquire.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute(PRAGMAS).await?;
