@@ -103,7 +103,15 @@ impl AppState {
 
 /// The whole application router.
 pub fn app(state: AppState, limits: &Limits) -> Router {
+    app_with(state, limits, Router::new())
+}
+
+/// The application router with `extra` routes mounted under `/api/v1`
+/// beside the kernel's own, behind the same limits (benchmarks mount their
+/// native baselines this way, so both sides pass the same middleware).
+pub fn app_with(state: AppState, limits: &Limits, extra: Router<AppState>) -> Router {
     let api = Router::new()
+        .merge(extra)
         .merge(auth::router())
         .merge(sites::router())
         .merge(persons::router())

@@ -154,39 +154,38 @@ async fn main() {
     k.enable("probe", "CITY").await;
     let state =
         kernel::http::AppState::new(k.kernel.clone(), &limits).with_registry(k.registry.clone());
-    let kern = k.kernel.clone();
-    let kern2 = k.kernel.clone();
-    let app = kernel::http::app(state, &limits)
+    // The native baselines are mounted under /api/v1 beside the plugin
+    // routes, so both pass the same middleware (limits, body cap).
+    let native = axum::Router::new()
         .route(
             "/native/ok",
-            axum::routing::get(move |h: axum::http::HeaderMap| {
-                let kern = kern.clone();
-                async move {
-                    auth(&kern, &h).await;
+            axum::routing::get(
+                |axum::extract::State(st): axum::extract::State<kernel::http::AppState>,
+                 h: axum::http::HeaderMap| async move {
+                    auth(&st.kernel, &h).await;
                     axum::Json(serde_json::json!({ "ok": true }))
-                }
-            }),
+                },
+            ),
         )
         .route(
             "/native/seats/{id}",
             axum::routing::get(
-                move |h: axum::http::HeaderMap,
-                      axum::extract::Path(id): axum::extract::Path<i64>| {
-                    let kern = kern2.clone();
-                    async move {
-                        auth(&kern, &h).await;
-                        let (taken, capacity): (i64, i64) = sqlx::query_as(
-                            "SELECT taken, capacity FROM plg_probe__seats WHERE id = $1",
-                        )
-                        .bind(id)
-                        .fetch_one(kern.db.reader())
-                        .await
-                        .unwrap();
-                        axum::Json(serde_json::json!({ "taken": taken, "capacity": capacity }))
-                    }
+                |axum::extract::State(st): axum::extract::State<kernel::http::AppState>,
+                 h: axum::http::HeaderMap,
+                 axum::extract::Path(id): axum::extract::Path<i64>| async move {
+                    auth(&st.kernel, &h).await;
+                    let (taken, capacity): (i64, i64) = sqlx::query_as(
+                        "SELECT taken, capacity FROM plg_probe__seats WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_one(st.kernel.db.reader())
+                    .await
+                    .unwrap();
+                    axum::Json(serde_json::json!({ "taken": taken, "capacity": capacity }))
                 },
             ),
         );
+    let app = kernel::http::app_with(state, &limits, native);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -194,12 +193,12 @@ async fn main() {
     let cases = [
         (
             "trivial",
-            format!("/native/ok{site}"),
+            format!("/api/v1/native/ok{site}"),
             format!("/api/v1/plugins/probe/ok{site}"),
         ),
         (
             "one-row read",
-            format!("/native/seats/{row_id}{site}"),
+            format!("/api/v1/native/seats/{row_id}{site}"),
             format!("/api/v1/plugins/probe/seats/{row_id}{site}"),
         ),
     ];
