@@ -1066,3 +1066,39 @@ async fn removal_and_enabling_a_dependent_never_both_succeed_on_postgres() {
     );
     k.cleanup().await;
 }
+
+/// A call in flight when an upgrade lands finishes on the version it began
+/// on; the next call runs on the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_finish_on_the_version_they_began_on() {
+    let k = TestKernel::sqlite().await;
+    site_tree(&k, TREE).await;
+    let probe_pkg = k.package(plugin_dir("probe")).await;
+    let probe = k.install(&probe_pkg).await.at("CITY");
+    k.enable("probe", "CITY").await;
+    let long = {
+        let (probe, anon) = (probe.clone(), k.anonymous());
+        // Many host calls: long enough to still be running when the
+        // upgrade lands, well inside the probe's 500 ms deadline.
+        tokio::spawn(async move { probe.get("/clock/300000", &anon).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    k.registry
+        .upgrade(&system(), &versioned(&probe_pkg, "1.1.0").encode())
+        .await
+        .unwrap();
+    let (s, _) = long.await.unwrap().unwrap();
+    assert_eq!(s, 200, "the call in flight finished");
+    let (s, _) = probe.get("/ok", &k.anonymous()).await.unwrap();
+    assert_eq!(s, 200);
+    let metrics = k.runtime.observatory().render();
+    assert!(
+        metrics.contains("lifelong_plugin_calls_total{plugin=\"probe\",version=\"1.0.0\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lifelong_plugin_calls_total{plugin=\"probe\",version=\"1.1.0\"} 1"),
+        "{metrics}"
+    );
+    k.cleanup().await;
+}
