@@ -501,7 +501,7 @@ pub async fn install_plugins(
     let mut keys: std::collections::BTreeMap<String, PublisherKey> = Default::default();
     let city: Option<(String,)> =
         sqlx::query_as("SELECT code FROM sites WHERE parent_id IS NULL ORDER BY id LIMIT 1")
-            .fetch_optional(registry_db(registry))
+            .fetch_optional(registry.kernel().db.reader())
             .await?;
     let Some((city,)) = city else {
         return Ok(lines);
@@ -566,8 +566,4 @@ pub async fn install_plugins(
         lines.push(format!("{line}, enabled at {city}"));
     }
     Ok(lines)
-}
-
-fn registry_db(r: &crate::plugins::registry::Registry) -> &sqlx::AnyPool {
-    r.kernel().db.reader()
 }

@@ -76,11 +76,6 @@ impl PluginMetrics {
     pub fn dead_lettered(&self) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
     }
-
-    /// Calls so far (for tests and `info`).
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
-    }
 }
 
 /// One log line written by a plugin.

@@ -359,17 +359,6 @@ impl Registry {
             .map(|s| s.active.clone())
     }
 
-    /// The version serving `plugin` (first) and the one kept for sites that
-    /// have not granted the newer one's capabilities.
-    pub fn versions(&self, plugin: &str) -> Option<(String, Option<String>)> {
-        self.snapshot().plugins.get(plugin).map(|s| {
-            (
-                s.active.manifest.version.clone(),
-                s.previous.as_ref().map(|p| p.manifest.version.clone()),
-            )
-        })
-    }
-
     /// Where an event delivery to `plugin` goes (see [`super::events::Route`]).
     pub fn route_event(&self, plugin: &str, path: Option<&str>) -> super::events::Route {
         match self.route(plugin, path) {
