@@ -86,3 +86,23 @@ pub async fn person(
     .unwrap();
     (p.id, id_number)
 }
+
+/// Wait until the plugin `plugin` has written `count` log lines saying
+/// `message` (how a test knows a call has got to a given point).
+pub async fn logged(k: &TestKernel, plugin: &str, message: &str, count: usize) {
+    let seen = || {
+        k.runtime
+            .observatory()
+            .recent_logs(plugin, 1000)
+            .iter()
+            .filter(|l| l.message == message)
+            .count()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while seen() < count {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{plugin} never logged {message:?} {count} time(s)"));
+}

@@ -1082,7 +1082,7 @@ async fn calls_in_flight_finish_on_the_version_they_began_on() {
         // upgrade lands, well inside the probe's 500 ms deadline.
         tokio::spawn(async move { probe.get("/clock/300000", &anon).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    crate::logged(&k, "probe", "clock started", 1).await;
     k.registry
         .upgrade(&system(), &versioned(&probe_pkg, "1.1.0").encode())
         .await

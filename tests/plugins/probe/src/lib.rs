@@ -105,6 +105,7 @@ impl Plugin for Probe {
             })
             .get("/ok", |_| Response::json(200, &serde_json::json!({ "ok": true })))
             .get("/clock/{n}", |req| {
+                lifelong_sdk::log::info("clock started");
                 let mut last = 0;
                 for _ in 0..req.param_i64("n")? {
                     last = std::hint::black_box(lifelong_sdk::clock::now_micros());
@@ -112,6 +113,8 @@ impl Plugin for Probe {
                 Response::json(200, &serde_json::json!({ "last": last }))
             })
             .get("/loop", |_| {
+                // Tests wait for this line to know the loop has begun.
+                lifelong_sdk::log::info("looping");
                 let mut i: u64 = 0;
                 loop {
                     i = std::hint::black_box(i.wrapping_add(1));
