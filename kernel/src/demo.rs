@@ -509,7 +509,7 @@ pub async fn install_plugins(
     for dir in crates {
         let built = {
             let dir = dir.clone();
-            tokio::task::spawn_blocking(move || package::build(&dir)).await?
+            tokio::task::spawn_blocking(move || crate::plugins::build::build(&dir)).await?
         };
         let mut pkg = match built {
             Ok(p) => p,

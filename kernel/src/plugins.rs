@@ -11,13 +11,14 @@
 //! - `runtime.rs`: the engine, pre-linking, the on-disk artifact cache, and
 //!   running a call on a fresh instance;
 //! - `events.rs`, `settings.rs`: event delivery and per-site settings;
-//! - `package.rs`: the one-file signed package, building one from a crate;
+//! - `package.rs`: the one-file signed package; `build.rs` builds one from a crate;
 //! - `registry.rs`: install, upgrade, rollback, removal, trust store,
 //!   per-site enablement and grants, and which version serves a call;
 //! - `metrics.rs`: per-version counters for `/metrics` and recent logs.
 //!
 //! This module knows nothing about HTTP routing.
 
+pub mod build;
 pub mod call;
 pub mod events;
 pub mod failure;

@@ -166,7 +166,8 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
     let system = Actor::System("cli");
     match command {
         PluginCommand::Build { dir, out, key } => {
-            let mut pkg = tokio::task::spawn_blocking(move || package::build(&dir)).await??;
+            let mut pkg =
+                tokio::task::spawn_blocking(move || crate::plugins::build::build(&dir)).await??;
             if let Some(key) = key {
                 pkg.sign(&PublisherKey::read(&key)?)?;
             }

@@ -26,16 +26,16 @@ pub use kernel;
 /// as a `cdylib`) and turn the module into a component. Returns the
 /// component's bytes. The same build as `lifelong plugin build`.
 pub fn build(dir: impl AsRef<Path>) -> anyhow::Result<Vec<u8>> {
-    kernel::plugins::package::build_component(dir.as_ref())
+    kernel::plugins::build::build_component(dir.as_ref())
 }
 
 /// Build the plugin crate at `dir` into an (unsigned) package with its
 /// `plugin.toml`, as `lifelong plugin build` does.
 pub fn package(dir: impl AsRef<Path>) -> anyhow::Result<Package> {
-    kernel::plugins::package::build(dir.as_ref())
+    kernel::plugins::build::build(dir.as_ref())
 }
 
-pub use kernel::plugins::package::componentize;
+pub use kernel::plugins::build::componentize;
 
 /// A kernel on a fresh temporary database, with a plugin runtime.
 pub struct TestKernel {
