@@ -6,12 +6,18 @@
 //! - `plugins/events.rs`: exactly-once delivery, parking, kernel events;
 //! - `plugins/host.rs`: the kernel interfaces (sites, identity, accounts,
 //!   settings) and their capabilities;
-//! - `plugins/lifecycle.rs`: packages, signatures, install checks, per-site
-//!   enablement and grants, upgrade, rollback, removal, the admin API.
+//! - `plugins/trust.rs`: packages, signatures, install checks, what a
+//!   component may import;
+//! - `plugins/lifecycle.rs`: per-site enablement and grants, upgrade,
+//!   rollback, removal, and their races;
+//! - `plugins/admin.rs`: the admin HTTP API, metrics and logs.
 
+use kernel::plugins::package::Package;
 use lifelong_harness::{TestKernel, TestPlugin};
 use std::path::PathBuf;
 
+#[path = "plugins/admin.rs"]
+mod admin;
 #[path = "plugins/events.rs"]
 mod events;
 #[path = "plugins/host.rs"]
@@ -20,6 +26,8 @@ mod host;
 mod lifecycle;
 #[path = "plugins/sandbox.rs"]
 mod sandbox;
+#[path = "plugins/trust.rs"]
+mod trust;
 
 pub fn plugin_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -105,4 +113,71 @@ pub async fn logged(k: &TestKernel, plugin: &str, message: &str, count: usize) {
     })
     .await
     .unwrap_or_else(|_| panic!("{plugin} never logged {message:?} {count} time(s)"));
+}
+
+// Shared by the registry tests (trust, lifecycle, admin).
+
+pub fn system() -> kernel::authz::Actor {
+    kernel::authz::Actor::System("test")
+}
+
+/// The same component under an edited manifest.
+pub fn variant(pkg: &Package, edit: impl Fn(String) -> String) -> Package {
+    Package::new(edit(pkg.manifest_text.clone()), pkg.component.clone())
+        .unwrap_or_else(|e| panic!("variant manifest: {e}"))
+}
+
+pub fn versioned(pkg: &Package, version: &str) -> Package {
+    variant(pkg, |t| {
+        t.replacen(
+            "version = \"1.0.0\"",
+            &format!("version = \"{version}\""),
+            1,
+        )
+    })
+}
+
+pub async fn path_of(k: &TestKernel, code: &str) -> String {
+    kernel::sites::fetch_by_code(k.kernel.db.reader(), code)
+        .await
+        .unwrap()
+        .unwrap()
+        .path
+}
+
+pub async fn plugin_tables(k: &TestKernel, prefix: &str) -> Vec<String> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE $1 ORDER BY name",
+    )
+    .bind(format!("{prefix}%"))
+    .fetch_all(k.kernel.db.reader())
+    .await
+    .unwrap();
+    rows.into_iter().map(|(n,)| n).collect()
+}
+
+pub fn refused(r: kernel::error::Result<impl std::fmt::Debug>) -> String {
+    match r {
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A site admin at `code` (a township admin, for scope tests).
+pub async fn township_admin(k: &TestKernel, code: &str) -> kernel::authz::Actor {
+    let site = kernel::sites::fetch_by_code(k.kernel.db.reader(), code)
+        .await
+        .unwrap()
+        .unwrap();
+    use kernel::authz::{Actor, Caller, Grant, Role};
+    Actor::Person(Caller {
+        person_id: 999,
+        home_path: site.path.clone(),
+        grants: vec![Grant {
+            role: Role::SiteAdmin,
+            site_id: site.id,
+            site_path: site.path,
+            site_code: site.code,
+        }],
+    })
 }
