@@ -178,16 +178,22 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
             json!({"course_id": ids[2]}),
         )
         .await?;
-        let team = d
-            .call(
-                school,
-                *admin,
-                "POST",
-                "/teams",
-                json!({"name": format!("{school}书画学习团队")}),
-            )
-            .await?;
-        // Township schools: their teachers, their villages' elders.
+        // Township schools: their teachers, their villages' elders, the
+        // first four of whom found the school's learning team.
+        let learners = if township != "CITY" {
+            d.learners_of(township).await?
+        } else {
+            Vec::new()
+        };
+        let founders: Vec<i64> = learners.iter().take(4).copied().collect();
+        d.call(
+            school,
+            *admin,
+            "POST",
+            "/teams",
+            json!({"name": format!("{school}书画学习团队"), "members": founders}),
+        )
+        .await?;
         if township != "CITY" {
             let teachers = d.holders("teacher", school).await?;
             if let Some(t) = teachers.first() {
@@ -203,7 +209,6 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
                 )
                 .await?;
             }
-            let learners = d.learners_of(township).await?;
             for (j, l) in learners.iter().enumerate() {
                 // Elders only (the plugin checks age); others are refused.
                 for course in [ids[j % 3], ids[3]] {
@@ -219,17 +224,6 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
                     {
                         enrolments += 1;
                     }
-                }
-                if j < 4 {
-                    let _ = d
-                        .call(
-                            school,
-                            *admin,
-                            "POST",
-                            &format!("/teams/{}/members", team["id"]),
-                            json!({"person_id": l}),
-                        )
-                        .await;
                 }
             }
             d.call(

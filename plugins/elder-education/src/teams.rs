@@ -54,6 +54,9 @@ pub(crate) fn recompute_stars(team_id: i64, reason: &str) -> Result<i64> {
 #[serde(deny_unknown_fields)]
 struct NewTeam {
     name: String,
+    /// The founding members (person ids), counted in the founding rating.
+    #[serde(default)]
+    members: Vec<i64>,
 }
 
 pub(crate) fn create_team(req: &Request) -> Result<Response> {
@@ -69,6 +72,13 @@ pub(crate) fn create_team(req: &Request) -> Result<Response> {
         ("stars", i(0)),
     ])?;
     let id = int(&row, "id");
+    let mut founders = n.members;
+    founders.sort_unstable();
+    founders.dedup();
+    for person in founders {
+        MEMBERS.insert(&[("team_id", i(id)), ("person_id", i(person))])?;
+    }
+    // Rated once its founders are in, so the history's first entry counts them.
     let stars = recompute_stars(id, "founded")?;
     Response::json(201, &json!({ "id": id, "stars": stars }))
 }
@@ -136,6 +146,8 @@ pub(crate) fn log_activity(req: &Request) -> Result<Response> {
     Response::json(201, &json!({ "team_id": id, "stars": stars }))
 }
 
+/// A team, its rating history and how many members it has; who the members
+/// are (person ids) only for its members and the site's staff.
 pub(crate) fn team_view(req: &Request) -> Result<Response> {
     let id = req.param_i64("id")?;
     let r = team(req, id)?;
@@ -147,10 +159,15 @@ pub(crate) fn team_view(req: &Request) -> Result<Response> {
         .iter()
         .map(|h| json!({ "stars": int(h, "stars"), "reason": text(h, "reason"), "at": int(h, "at") }))
         .collect();
-    Response::json(
-        200,
-        &json!({ "id": id, "name": text(&r, "name"), "founded_on": text(&r, "founded_on"), "stars": int(&r, "stars"), "members": members, "ratings": history }),
-    )
+    let mut out = json!({ "id": id, "name": text(&r, "name"), "founded_on": text(&r, "founded_on"), "stars": int(&r, "stars"), "member_count": members.len(), "ratings": history });
+    let insider = match req.caller.person_id {
+        Some(me) => members.contains(&me) || is_staff(me, &req.site)?,
+        None => false,
+    };
+    if insider {
+        out["members"] = json!(members);
+    }
+    Response::json(200, &out)
 }
 
 pub(crate) fn list_teams(req: &Request) -> Result<Response> {

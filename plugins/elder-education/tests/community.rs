@@ -279,3 +279,63 @@ async fn teams_and_reports_sqlite() {
 async fn teams_and_reports_postgres() {
     teams_and_reports(TestKernel::postgres().await).await;
 }
+
+/// A team founded with members counts them in its founding rating; who the
+/// members are is shown to the members and the site's staff only, everyone
+/// else sees how many there are.
+async fn team_members_are_shown_to_members_and_staff(k: TestKernel) {
+    let c = City::new(k).await;
+    let founders = c.learners(4, this_year() - 66).await;
+    let (s, v) = c
+        .post(
+            c.staff,
+            "/teams",
+            json!({"name": "合唱队", "members": [founders[3], founders[0], founders[1], founders[2], founders[0]]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let team = v["id"].as_i64().unwrap();
+    let path = format!("/teams/{team}");
+    let (s, v) = c.p.get(&path, &c.k.anonymous()).await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["member_count"], 4);
+    assert!(
+        v.get("members").is_none(),
+        "no member ids for an anonymous caller: {v}"
+    );
+    assert_eq!(
+        v["ratings"][0]["reason"],
+        "founded: 4 members, 0 recent activities, 0 showcases"
+    );
+    let passer_by = c.person(this_year() - 66, "male", "U1").await;
+    let (_, v) = c.get(passer_by, &path).await;
+    assert_eq!(v["member_count"], 4);
+    assert!(
+        v.get("members").is_none(),
+        "nor for someone not in the team: {v}"
+    );
+    let mut ids = founders.clone();
+    ids.sort_unstable();
+    for insider in [founders[2], c.staff] {
+        let (_, v) = c.get(insider, &path).await;
+        let mut seen: Vec<i64> = v["members"]
+            .as_array()
+            .unwrap_or_else(|| panic!("members shown to {insider}: {v}"))
+            .iter()
+            .map(|m| m.as_i64().unwrap())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, ids);
+    }
+    c.k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_members_are_shown_to_members_and_staff_sqlite() {
+    team_members_are_shown_to_members_and_staff(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_members_are_shown_to_members_and_staff_postgres() {
+    team_members_are_shown_to_members_and_staff(TestKernel::postgres().await).await;
+}
