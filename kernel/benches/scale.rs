@@ -39,6 +39,7 @@ async fn main() {
         db,
         pii: PiiKeys::from_hex(&"5a".repeat(32)).unwrap(),
         token_ttl_secs: 3600,
+        outcome_maxima: Default::default(),
     };
     let sys = Actor::System("bench");
     println!(

@@ -13,4 +13,6 @@ pub struct Kernel {
     pub pii: PiiKeys,
     /// Lifetime of a bearer token, in seconds.
     pub token_ttl_secs: i64,
+    /// The largest quantity of one learning outcome a plugin may record.
+    pub outcome_maxima: crate::config::OutcomeMaxima,
 }

@@ -7,6 +7,8 @@
 //!   the DDL and namespacing, `tables/access.rs` the index rule and cursors);
 //! - `call.rs`: one call's state — its transaction, limits and error mapping;
 //! - `host.rs`: every import the world offers, checked per call;
+//! - `persons.rs`: which persons a call may see and record outcomes for,
+//!   and which outcomes are plausible;
 //! - `failure.rs`: what a failed call becomes (kind, message, backtrace);
 //! - `runtime.rs`: the engine, pre-linking, the on-disk artifact cache, and
 //!   running a call on a fresh instance;
@@ -26,6 +28,7 @@ pub mod host;
 pub mod manifest;
 pub mod metrics;
 pub mod package;
+pub mod persons;
 pub mod registry;
 pub mod runtime;
 pub mod settings;

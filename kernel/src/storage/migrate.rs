@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0003_plugin_registry.sql"),
         postgres: include_str!("../../../migrations/postgres/0003_plugin_registry.sql"),
     },
+    Migration {
+        name: "0004_plugin_callers",
+        sqlite: include_str!("../../../migrations/sqlite/0004_plugin_callers.sql"),
+        postgres: include_str!("../../../migrations/postgres/0004_plugin_callers.sql"),
+    },
 ];
 
 /// What `migrate` did.

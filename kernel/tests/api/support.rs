@@ -98,6 +98,7 @@ impl Env {
             db,
             pii: PiiKeys::from_hex(&"42".repeat(32)).unwrap(),
             token_ttl_secs: 3600,
+            outcome_maxima: Default::default(),
         };
         let sys = Actor::System("test");
         for (code, kind, parent) in [

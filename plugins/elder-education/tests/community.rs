@@ -339,3 +339,50 @@ async fn team_members_are_shown_to_members_and_staff_sqlite() {
 async fn team_members_are_shown_to_members_and_staff_postgres() {
     team_members_are_shown_to_members_and_staff(TestKernel::postgres().await).await;
 }
+
+/// An elder from another township who enrols at the school themselves is
+/// credited there when they complete a course: the kernel lets the plugin
+/// reach a person who has called it at the school.
+async fn learners_from_elsewhere_are_credited(k: TestKernel) {
+    let c = City::new(k).await;
+    let term = c.term("2026S").await;
+    let course = c.course(term, 5, json!({})).await;
+    let visitor = c.person(this_year() - 68, "female", "T2").await;
+    let (s, v) = c
+        .post(visitor, &format!("/courses/{course}/enrol"), json!({}))
+        .await;
+    assert_eq!((s, v["status"].as_str()), (201, Some("enrolled")), "{v}");
+    let mut completed = Vec::new();
+    for session in 1..=3 {
+        let (s, v) = c
+            .post(
+                c.staff,
+                &format!("/courses/{course}/attendance"),
+                json!({"session": session, "present": [visitor]}),
+            )
+            .await;
+        assert_eq!((s, &v["not_recorded"]), (200, &json!([])), "{v}");
+        completed.extend(v["completed_now"].as_array().unwrap().clone());
+    }
+    assert_eq!(completed, [json!(visitor)]);
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_entries e JOIN accounts a ON a.id = e.account_id \
+         WHERE a.person_id = $1 AND e.origin = 'plugin:elder-education'",
+    )
+    .bind(visitor)
+    .fetch_one(c.k.kernel.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    c.k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learners_from_elsewhere_are_credited_sqlite() {
+    learners_from_elsewhere_are_credited(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learners_from_elsewhere_are_credited_postgres() {
+    learners_from_elsewhere_are_credited(TestKernel::postgres().await).await;
+}

@@ -53,22 +53,11 @@ async fn outcomes_commit_with_the_call(k: TestKernel) {
         .await;
         people.push(id);
     }
-    let p = probe(&k).await;
-    let other = k.load(plugin_dir("other")).await;
+    // At the city, whose residents they are.
+    let p = probe(&k).await.at("CITY");
+    let other = k.load(plugin_dir("other")).await.at("CITY");
     let anon = k.anonymous();
-    let entries = |person: i64| {
-        let db = k.kernel.db.clone();
-        async move {
-            let (n,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM ledger_entries e JOIN accounts a ON a.id = e.account_id WHERE a.person_id = $1",
-            )
-            .bind(person)
-            .fetch_one(db.reader())
-            .await
-            .unwrap();
-            n
-        }
-    };
+    let entries = |person: i64| entries(&k, person);
     let (s, v) = p
         .post(&format!("/outcomes/{}", people[0]), None, &anon)
         .await
@@ -389,4 +378,263 @@ async fn identity_fields_are_narrowed_to_what_the_plugin_declares() {
         "manifest: identity.read has no field \"phone\"; its fields are name, id_number_masked, birth_date, sex, home_site"
     );
     k.cleanup().await;
+}
+
+/// Ledger entries in `person`'s account.
+async fn entries(k: &TestKernel, person: i64) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_entries e JOIN accounts a ON a.id = e.account_id \
+         WHERE a.person_id = $1",
+    )
+    .bind(person)
+    .fetch_one(k.kernel.db.reader())
+    .await
+    .unwrap();
+    n
+}
+
+/// The refused record-outcome attempts audited for `person`, once there
+/// are `count` of them (on SQLite the entry is written once the refused
+/// call lets go of the writer): (site path, actor, after).
+async fn denials(
+    k: &TestKernel,
+    person: i64,
+    count: usize,
+) -> Vec<(Option<String>, String, serde_json::Value)> {
+    let read = || async {
+        let rows: Vec<(Option<String>, String, Option<String>)> = sqlx::query_as(
+            "SELECT site_path, actor, after_json FROM audit_log \
+             WHERE action = 'plugin.outcome.denied' AND object_type = 'person' AND object_id = $1 ORDER BY id",
+        )
+        .bind(person.to_string())
+        .fetch_all(k.kernel.db.reader())
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(p, a, j)| (p, a, serde_json::from_str(&j.unwrap_or_default()).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows = read().await;
+        if rows.len() >= count || std::time::Instant::now() > deadline {
+            assert_eq!(
+                rows.len(),
+                count,
+                "audited refusals of person {person}: {rows:?}"
+            );
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn callers_noted(k: &TestKernel, person: i64) -> i64 {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM plugin_callers WHERE person_id = $1")
+            .bind(person)
+            .fetch_one(k.kernel.db.reader())
+            .await
+            .unwrap();
+    n
+}
+
+/// Record-outcome reaches the persons identity.get reaches: a call at T1
+/// may not write into the account of a T2 resident (denied, and audited
+/// even when the call then rolls back) — until that person has called the
+/// plugin at T1 themselves with a writing call; then there, and only there.
+async fn outcomes_are_scoped_like_identity(k: TestKernel) {
+    site_tree(&k, TREE).await;
+    let (resident, _) = person(&k, 1, (1958, 5, 17), kernel::idnumber::Sex::Female, "T1-V1").await;
+    let (stranger, _) = person(&k, 3, (1958, 5, 17), kernel::idnumber::Sex::Male, "T2").await;
+    let p = probe(&k).await;
+    let at_t1 = p.at("T1");
+    let anon = k.anonymous();
+    let them = k.person(stranger, &[]);
+    let (s, v) = at_t1
+        .post(&format!("/outcomes/{resident}"), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "a resident of the area T1 serves: {v}");
+
+    let (s, v) = at_t1
+        .post(&format!("/outcomes/{stranger}"), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["type"], "urn:lifelong:problem:capability-denied");
+    assert_eq!(
+        v["detail"],
+        format!(
+            "plugin probe may not record outcomes for person {stranger} at T1: only for the caller, \
+             residents of the area the site serves and persons who have called the plugin at this site"
+        )
+    );
+    let (s, _) = at_t1
+        .get(&format!("/people/{stranger}"), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 404, "identity.get does not see them either");
+    let audited = denials(&k, stranger, 1).await;
+    assert_eq!(audited[0].0, Some(crate::path_of(&k, "T1").await));
+    assert_eq!(audited[0].1, "system:plugin");
+    assert_eq!(
+        (
+            &audited[0].2["plugin"],
+            &audited[0].2["site"],
+            &audited[0].2["caller"],
+            &audited[0].2["kind"]
+        ),
+        (
+            &json!("probe"),
+            &json!("T1"),
+            &serde_json::Value::Null,
+            &json!("non_formal_learning")
+        )
+    );
+    // The call traps after the refusal and rolls back; the entry stays.
+    let err = at_t1
+        .post(&format!("/outcomes/{stranger}?trap"), None, &anon)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::Panic);
+    denials(&k, stranger, 2).await;
+
+    // Reading calls by the stranger at T1 note nothing.
+    let (s, _) = at_t1.get("/ok", &them).await.unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(callers_noted(&k, stranger).await, 0);
+    let (s, _) = at_t1
+        .post(&format!("/outcomes/{stranger}"), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "a GET does not widen the scope");
+    denials(&k, stranger, 3).await;
+
+    // The stranger acts with the plugin at T1: from then on it may record
+    // outcomes for them there (and see them) ...
+    let (s, v) = at_t1
+        .post("/notes/joined", Some(json!({"body": "hello"})), &them)
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(callers_noted(&k, stranger).await, 1);
+    let (s, v) = at_t1
+        .post(&format!("/outcomes/{stranger}"), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = at_t1
+        .get(&format!("/people/{stranger}"), &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    // ... but not at another site.
+    let (s, _) = p
+        .at("T1-V1")
+        .post(
+            &format!("/outcomes/{stranger}"),
+            Some(json!({"key": "elsewhere"})),
+            &anon,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "only at the site where they called it");
+    denials(&k, stranger, 4).await;
+    assert_eq!(entries(&k, stranger).await, 1);
+    assert_eq!(entries(&k, resident).await, 1);
+    k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_scoped_like_identity_sqlite() {
+    outcomes_are_scoped_like_identity(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_scoped_like_identity_postgres() {
+    outcomes_are_scoped_like_identity(TestKernel::postgres().await).await;
+}
+
+/// A recorded outcome must be plausible: not in the future, not before the
+/// person's birth, no more than the configured maximum for its kind; each
+/// refusal is `invalid` and names the field.
+async fn outcomes_must_be_plausible(mut k: TestKernel) {
+    k.kernel.outcome_maxima.non_formal_learning = 40.0;
+    site_tree(&k, TREE).await;
+    let (learner, _) = person(&k, 1, (1958, 5, 17), kernel::idnumber::Sex::Female, "T1-V1").await;
+    let p = probe(&k).await.at("T1");
+    let anon = k.anonymous();
+    let record = |body: serde_json::Value| {
+        let p = p.clone();
+        let anon = anon.clone();
+        async move {
+            p.post(&format!("/outcomes/{learner}"), Some(body), &anon)
+                .await
+                .unwrap()
+        }
+    };
+    let later = (chrono::Utc::now() + chrono::Duration::days(2))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (s, v) = record(json!({"occurred_on": later, "key": "a"})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("occurred_on: {later} is in the future (today is ")),
+        "{v}"
+    );
+    let (s, v) = record(json!({"occurred_on": "1958-05-16", "key": "b"})).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (
+            400,
+            Some("occurred_on: 1958-05-16 is before the person was born")
+        )
+    );
+    let (s, v) = record(json!({"quantity": 40.5, "key": "c"})).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (
+            400,
+            Some("quantity: 40.5 is more than one non_formal_learning outcome may hold: at most 40 hour(s) (outcome_maxima.non_formal_learning)")
+        )
+    );
+    // The default for another kind: a day of volunteer service.
+    let (s, v) = record(json!({"kind": "volunteer_service", "quantity": 25, "key": "d"})).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (
+            400,
+            Some("quantity: 25 is more than one volunteer_service outcome may hold: at most 24 hour(s) (outcome_maxima.volunteer_service)")
+        )
+    );
+    let (s, v) = record(json!({"occurred_on": "1900-01-01", "quantity": 1000, "key": "e"})).await;
+    let detail = v["detail"].as_str().unwrap();
+    assert_eq!(s, 400);
+    assert!(
+        detail.starts_with("occurred_on: ") && detail.contains("; quantity: "),
+        "both fields named: {detail}"
+    );
+    assert_eq!(
+        entries(&k, learner).await,
+        0,
+        "nothing implausible recorded"
+    );
+    let (s, v) = record(json!({"quantity": 40, "occurred_on": "1958-05-17", "key": "f"})).await;
+    assert_eq!(s, 200, "at the limits: {v}");
+    assert_eq!(entries(&k, learner).await, 1);
+    k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_must_be_plausible_sqlite() {
+    outcomes_must_be_plausible(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_must_be_plausible_postgres() {
+    outcomes_must_be_plausible(TestKernel::postgres().await).await;
 }

@@ -49,25 +49,29 @@ impl Plugin for Probe {
                 Response::json(200, &serde_json::json!({ "yes": yes }))
             })
             .post("/outcomes/{person}", |req| {
+                // `?trap` panics once record-outcome has answered (either
+                // way); a JSON body may change kind, quantity, occurred_on
+                // and the idempotency key.
                 let then_trap = req.query.contains("trap");
+                let b: serde_json::Value = if req.body.is_empty() { serde_json::json!({}) } else { req.json()? };
                 let r = lifelong_sdk::accounts::record_outcome(&lifelong_sdk::accounts::Outcome {
                     person_id: req.param_i64("person")?,
-                    kind: "non_formal_learning".into(),
+                    kind: b["kind"].as_str().unwrap_or("non_formal_learning").into(),
                     title: "书法班结业".into(),
-                    quantity: 24.0,
-                    occurred_on: "2026-06-30".into(),
+                    quantity: b["quantity"].as_f64().unwrap_or(24.0),
+                    occurred_on: b["occurred_on"].as_str().unwrap_or("2026-06-30").into(),
                     source_site: "CITY".into(),
                     issuer: None,
                     reference: None,
                     evidence: None,
                     rule: None,
-                    idempotency_key: format!("course-7/{}", req.param("person")),
-                })
-                .map_err(lifelong_sdk::Error::from)?;
-                NOTES.insert(&[("topic", Value::Text("outcome".into())), ("body", Value::Text("noted".into())), ("at", Value::Integer(1))])?;
+                    idempotency_key: b["key"].as_str().map_or_else(|| format!("course-7/{}", req.param("person")), Into::into),
+                });
                 if then_trap {
                     panic!("trapping after recording an outcome");
                 }
+                let r = r.map_err(lifelong_sdk::Error::from)?;
+                NOTES.insert(&[("topic", Value::Text("outcome".into())), ("body", Value::Text("noted".into())), ("at", Value::Integer(1))])?;
                 Response::json(200, &serde_json::json!({ "entry": r.entry_id, "replayed": r.replayed }))
             })
             .get("/sites/{code}", |req| {
