@@ -175,6 +175,7 @@ pub async fn open(cfg: &Config) -> Result<Kernel> {
         db,
         pii,
         token_ttl_secs: cfg.token_ttl_secs,
+        outcome_maxima: cfg.outcome_maxima,
     })
 }
 
@@ -374,7 +375,7 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let runtime = crate::plugins::Runtime::new(crate::plugins::RuntimeLimits::default())
+    let runtime = crate::plugins::Runtime::new(cfg.plugins.runtime())
         .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
     let registry = crate::plugins::registry::Registry::new(
         k.clone(),

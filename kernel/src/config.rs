@@ -30,10 +30,15 @@ pub struct Config {
     pub token_ttl_secs: i64,
     /// Request limits.
     pub limits: Limits,
+    /// Each plugin's fair share of a node.
+    pub plugins: PluginLimits,
     /// Development mode: plugin packages that are unsigned or signed by a
     /// publisher not in the trust store are accepted (said at start-up and
     /// in `/readyz`). Never in production. Env: `LIFELONG_DEV_MODE=1`.
     pub dev_mode: bool,
+    /// The largest quantity one learning outcome a plugin records may have,
+    /// per kind (`[outcome_maxima]`; see [`OutcomeMaxima`]).
+    pub outcome_maxima: OutcomeMaxima,
 }
 
 /// Limits applied to every API request.
@@ -49,12 +54,134 @@ pub struct Limits {
     pub request_timeout_ms: u64,
 }
 
+/// Each plugin's fair share of a node (a manifest's `[limits]` may ask for
+/// less). Calls past `max_concurrent_calls` wait in the plugin's queue; past
+/// `queue_wait_ms` in it, or with `max_queued_calls` already waiting, they
+/// are answered 503 with Retry-After (`urn:lifelong:problem:plugin-busy`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginLimits {
+    /// Calls of one plugin running at once. Env: `LIFELONG_PLUGIN_MAX_CONCURRENT_CALLS`.
+    pub max_concurrent_calls: usize,
+    /// Requests of one plugin waiting at once. Env: `LIFELONG_PLUGIN_MAX_QUEUED_CALLS`.
+    pub max_queued_calls: usize,
+    /// Longest wait in a plugin's queue. Env: `LIFELONG_PLUGIN_QUEUE_WAIT_MS`.
+    pub queue_wait_ms: u64,
+    /// Worker threads one plugin's long-running guest code may occupy at
+    /// once (0: half the cores). Env: `LIFELONG_PLUGIN_CPU_SHARE`.
+    pub cpu_share: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        let r = crate::plugins::RuntimeLimits::default();
+        PluginLimits {
+            max_concurrent_calls: r.max_concurrent_calls,
+            max_queued_calls: r.max_queued_calls,
+            queue_wait_ms: r.queue_wait.as_millis() as u64,
+            cpu_share: 0,
+        }
+    }
+}
+
+impl PluginLimits {
+    /// The runtime's limits under this configuration.
+    pub fn runtime(&self) -> crate::plugins::RuntimeLimits {
+        let defaults = crate::plugins::RuntimeLimits::default();
+        crate::plugins::RuntimeLimits {
+            max_concurrent_calls: self.max_concurrent_calls.max(1),
+            max_queued_calls: self.max_queued_calls,
+            queue_wait: std::time::Duration::from_millis(self.queue_wait_ms),
+            cpu_share: if self.cpu_share > 0 {
+                self.cpu_share
+            } else {
+                defaults.cpu_share
+            },
+            ..defaults
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 1 << 20,
-            max_concurrent_requests: 256,
+            // Each plugin may hold at most a quarter of these (running and
+            // queued; `RuntimeLimits::max_queued_calls`).
+            max_concurrent_requests: 1024,
             request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The largest quantity a plugin may record in one learning outcome, per
+/// outcome kind, in the kind's unit (`accounts::ledger::unit_for`): an
+/// outcome above it is refused as `invalid` naming `quantity`. They bound
+/// what one mistaken or hostile plugin call can put into an account; a
+/// larger achievement is recorded as several outcomes, or by an admin
+/// through the kernel's own API, which these do not limit. TOML section
+/// `[outcome_maxima]`; each value must be above zero.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutcomeMaxima {
+    /// Credits per outcome (default 30: a full-time semester's load).
+    pub academic_credit: f64,
+    /// Certificates per outcome (default 1: one qualification).
+    pub vocational_qualification: f64,
+    /// Certificates per outcome (default 1: one certificate).
+    pub skill_certificate: f64,
+    /// Hours per outcome (default 240: a long course or programme).
+    pub continuing_education: f64,
+    /// Hours per outcome (default 240: a year-long elder-university course
+    /// is about 130).
+    pub non_formal_learning: f64,
+    /// Hours per outcome (default 24: one day of service; longer service
+    /// is one outcome per day or event).
+    pub volunteer_service: f64,
+}
+
+impl Default for OutcomeMaxima {
+    fn default() -> Self {
+        OutcomeMaxima {
+            academic_credit: 30.0,
+            vocational_qualification: 1.0,
+            skill_certificate: 1.0,
+            continuing_education: 240.0,
+            non_formal_learning: 240.0,
+            volunteer_service: 24.0,
+        }
+    }
+}
+
+impl OutcomeMaxima {
+    /// Every kind with its maximum.
+    pub fn all(&self) -> [(&'static str, f64); 6] {
+        [
+            ("academic_credit", self.academic_credit),
+            ("vocational_qualification", self.vocational_qualification),
+            ("skill_certificate", self.skill_certificate),
+            ("continuing_education", self.continuing_education),
+            ("non_formal_learning", self.non_formal_learning),
+            ("volunteer_service", self.volunteer_service),
+        ]
+    }
+
+    /// The maximum for `kind` (None for a kind the ledger does not know).
+    pub fn for_kind(&self, kind: &str) -> Option<f64> {
+        self.all()
+            .into_iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, m)| m)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match self
+            .all()
+            .into_iter()
+            .find(|(_, m)| !(m.is_finite() && *m > 0.0))
+        {
+            Some((kind, m)) => Err(format!("outcome_maxima.{kind} must be above zero, not {m}")),
+            None => Ok(()),
         }
     }
 }
@@ -68,7 +195,9 @@ impl Default for Config {
             pii_key: None,
             token_ttl_secs: 12 * 3600,
             limits: Limits::default(),
+            plugins: PluginLimits::default(),
             dev_mode: false,
+            outcome_maxima: OutcomeMaxima::default(),
         }
     }
 }
@@ -82,7 +211,9 @@ impl fmt::Debug for Config {
             .field("pii_key", &self.pii_key.as_ref().map(|_| "***"))
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("limits", &self.limits)
+            .field("plugins", &self.plugins)
             .field("dev_mode", &self.dev_mode)
+            .field("outcome_maxima", &self.outcome_maxima)
             .finish()
     }
 }
@@ -124,6 +255,12 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.outcome_maxima.check().map_err(|e| {
+            ConfigError::Parse(
+                path.map_or("(defaults)".into(), |p| p.display().to_string()),
+                e,
+            )
+        })?;
         Ok(cfg)
     }
 
@@ -167,6 +304,18 @@ impl Config {
         }
         if let Some(v) = get("LIFELONG_REQUEST_TIMEOUT_MS") {
             self.limits.request_timeout_ms = num("LIFELONG_REQUEST_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("LIFELONG_PLUGIN_MAX_CONCURRENT_CALLS") {
+            self.plugins.max_concurrent_calls = num("LIFELONG_PLUGIN_MAX_CONCURRENT_CALLS", v)?;
+        }
+        if let Some(v) = get("LIFELONG_PLUGIN_MAX_QUEUED_CALLS") {
+            self.plugins.max_queued_calls = num("LIFELONG_PLUGIN_MAX_QUEUED_CALLS", v)?;
+        }
+        if let Some(v) = get("LIFELONG_PLUGIN_QUEUE_WAIT_MS") {
+            self.plugins.queue_wait_ms = num("LIFELONG_PLUGIN_QUEUE_WAIT_MS", v)?;
+        }
+        if let Some(v) = get("LIFELONG_PLUGIN_CPU_SHARE") {
+            self.plugins.cpu_share = num("LIFELONG_PLUGIN_CPU_SHARE", v)?;
         }
         Ok(())
     }
@@ -257,5 +406,22 @@ mod tests {
             err.unwrap_err().to_string(),
             "environment variable LIFELONG_REQUEST_TIMEOUT_MS: \"soon\" is not a number"
         );
+    }
+
+    #[test]
+    fn outcome_maxima_default_per_kind_and_must_be_positive() {
+        let c: Config = toml::from_str("[outcome_maxima]\nvolunteer_service = 8").unwrap();
+        assert_eq!(c.outcome_maxima.for_kind("volunteer_service"), Some(8.0));
+        assert_eq!(c.outcome_maxima.for_kind("academic_credit"), Some(30.0));
+        assert_eq!(c.outcome_maxima.for_kind("nonsense"), None);
+        for kind in crate::accounts::ledger::KINDS {
+            assert!(c.outcome_maxima.for_kind(kind).is_some(), "{kind}");
+        }
+        let c: Config = toml::from_str("[outcome_maxima]\nskill_certificate = 0").unwrap();
+        assert_eq!(
+            c.outcome_maxima.check().unwrap_err(),
+            "outcome_maxima.skill_certificate must be above zero, not 0"
+        );
+        assert!(toml::from_str::<Config>("[outcome_maxima]\nhours = 1").is_err());
     }
 }

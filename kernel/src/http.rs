@@ -43,6 +43,9 @@ pub struct AppState {
     limiter: Arc<Semaphore>,
     max_concurrent: usize,
     timeout: Duration,
+    /// The body cap (`Limits::max_body_bytes`), which plugin routes apply
+    /// themselves: they read the body as a stream, past axum's extractors.
+    max_body: usize,
     registry: Option<crate::plugins::registry::Registry>,
     /// Site code → path, for plugin calls. Codes never change and sites are
     /// never deleted (closing keeps them); a path changes only when a site
@@ -61,6 +64,7 @@ impl AppState {
             limiter: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
             timeout: Duration::from_millis(limits.request_timeout_ms.max(1)),
+            max_body: limits.max_body_bytes,
             registry: None,
             known_sites: Arc::default(),
         }

@@ -10,7 +10,9 @@
 //!   component may import;
 //! - `plugins/lifecycle.rs`: per-site enablement and grants, upgrade,
 //!   rollback, removal, and their races;
-//! - `plugins/admin.rs`: the admin HTTP API, metrics and logs.
+//! - `plugins/admin.rs`: the admin HTTP API, metrics and logs;
+//! - `plugins/served.rs`: guarantees as a deployment serves them (events
+//!   between plugins, the body cap, failure responses, fair share, retries).
 
 use kernel::plugins::package::Package;
 use lifelong_harness::{TestKernel, TestPlugin};
@@ -26,6 +28,8 @@ mod host;
 mod lifecycle;
 #[path = "plugins/sandbox.rs"]
 mod sandbox;
+#[path = "plugins/served.rs"]
+mod served;
 #[path = "plugins/trust.rs"]
 mod trust;
 

@@ -291,9 +291,27 @@ async fn call(
             roles: vec![],
         },
     };
-    let body: Bytes = axum::body::to_bytes(body, usize::MAX)
+    // The body cap: the kernel's, or the lower one the plugin asked for. A
+    // declared length past it is refused before reading anything; a body
+    // streamed without one is read up to the cap and no further.
+    let cap = loaded
+        .manifest
+        .limits
+        .max_body_bytes
+        .map_or(state.max_body, |b| {
+            usize::try_from(b).unwrap_or(usize::MAX).min(state.max_body)
+        });
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(body_too_large(&plugin, cap));
+    }
+    let body: Bytes = axum::body::to_bytes(body, cap)
         .await
-        .map_err(|_| super::extract::too_large())?;
+        .map_err(|_| body_too_large(&plugin, cap))?;
     let request = PluginRequest {
         method: parts.method.as_str().to_string(),
         path: format!("/{rest}"),
@@ -306,12 +324,22 @@ async fn call(
             .collect(),
         body: body.to_vec(),
         caller,
-        site,
+        site: site.clone(),
         request_id: format!("{:016x}", rand::random::<u64>()),
     };
+    let request_id = request.request_id.clone();
+    let request_site = site;
     let resp = match loaded.request(&state.kernel, request).await {
         Ok(r) => r,
-        Err(e) => return Ok(PluginFailure(e).into_response()),
+        Err(e) => {
+            return Ok(PluginFailure {
+                error: e,
+                request_id,
+                site: request_site,
+                obs: registry.runtime().observatory().clone(),
+            }
+            .into_response())
+        }
     };
     if resp.body.len() > MAX_RESPONSE_BYTES {
         return Err(ApiError::new(
@@ -347,27 +375,78 @@ async fn call(
     Ok(out)
 }
 
-/// A failed plugin call as problem+json, with the plugin, version, kind and
-/// wasm backtrace as extension members.
-struct PluginFailure(CallError);
+/// 413 for a body past the plugin route's cap.
+fn body_too_large(plugin: &str, cap: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "Payload too large",
+        format!("plugin {plugin} accepts request bodies of at most {cap} bytes"),
+    )
+}
+
+/// A failed plugin call as problem+json: the plugin, version, failure kind
+/// and request id as extension members. The message and the wasm backtrace
+/// (the plugin's own function names) are for admins: they go to the kernel
+/// log and the plugin's log (`GET /api/v1/plugin-registry/{id}/logs`) under
+/// the same request id, never to the caller.
+struct PluginFailure {
+    error: CallError,
+    request_id: String,
+    site: String,
+    obs: crate::plugins::metrics::Observatory,
+}
 
 impl IntoResponse for PluginFailure {
     fn into_response(self) -> Response {
-        let e = self.0;
-        let status = match e.kind {
-            FailureKind::Deadline => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        let e = self.error;
+        let status = if e.kind.is_transient() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
         };
-        tracing::warn!(plugin = %e.plugin, version = %e.version, kind = e.kind.as_str(), "plugin call failed: {}", e.message);
+        let backtrace = e.backtrace.join(" <- ");
+        tracing::warn!(plugin = %e.plugin, version = %e.version, kind = e.kind.as_str(), request_id = %self.request_id, "plugin call failed: {}; wasm backtrace: {backtrace}", e.message);
+        self.obs.log(crate::plugins::metrics::LogLine {
+            at: crate::storage::now_micros(),
+            plugin: e.plugin.clone(),
+            version: e.version.clone(),
+            level: "error",
+            site: self.site.clone(),
+            request_id: self.request_id.clone(),
+            message: if backtrace.is_empty() {
+                format!("call failed ({}): {}", e.kind.as_str(), e.message)
+            } else {
+                format!(
+                    "call failed ({}): {}; wasm backtrace: {backtrace}",
+                    e.kind.as_str(),
+                    e.message
+                )
+            },
+        });
+        let detail = match e.kind {
+            FailureKind::Deadline => "the plugin call ran past its deadline",
+            FailureKind::Memory => "the plugin call asked for more memory than its cap",
+            FailureKind::Stack => "the plugin call overflowed its stack",
+            FailureKind::Panic | FailureKind::Trap => "the plugin call failed",
+            FailureKind::Kernel => "the kernel could not complete the plugin call",
+            FailureKind::Conflict => {
+                "the plugin call kept losing write races with other calls; nothing was written"
+            }
+            FailureKind::Busy => "the plugin is running as many calls as it may; try again shortly",
+        };
         let body = serde_json::json!({
             "type": format!("urn:lifelong:problem:plugin-{}", e.kind.as_str()),
             "title": "Plugin call failed",
             "status": status.as_u16(),
-            "detail": e.to_string(),
+            "detail": format!(
+                "{detail} (plugin {} {}, request {}; admins find the details in the plugin's log)",
+                e.plugin, e.version, self.request_id
+            ),
             "plugin": e.plugin,
             "version": e.version,
             "kind": e.kind.as_str(),
-            "backtrace": e.backtrace,
+            "request_id": self.request_id,
         });
         let mut r = (status, body.to_string()).into_response();
         r.headers_mut().insert(

@@ -47,7 +47,84 @@ pub struct CallState {
     /// Held while the call holds a database transaction (see `Shared::tx_slots`).
     pub(super) slot: Option<[tokio::sync::OwnedSemaphorePermit; 2]>,
     tx_slots: Arc<tokio::sync::Semaphore>,
-    plugin_slots: Arc<tokio::sync::Semaphore>,
+    /// This plugin's fair share on this node.
+    pub(super) share: Arc<Share>,
+    /// The guest slice this call holds, once it has run past one epoch tick
+    /// (see [`Share::cpu`]); shared with the yield future that replaces it.
+    pub(super) cpu: Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>,
+}
+
+/// What every loaded version of one plugin shares on a node: its fair share
+/// of the node (calls at once, guest CPU, transaction slots) and the key of
+/// its write lock.
+#[derive(Debug)]
+pub struct Share {
+    /// Calls of this plugin running at once; more wait in this queue (FIFO)
+    /// for at most the runtime's `queue_wait`, then are refused as `busy`.
+    pub(super) calls: Arc<tokio::sync::Semaphore>,
+    pub(super) max_calls: usize,
+    /// Requests waiting for a place now, and how many may.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    max_queued: usize,
+    /// Guest slices of this plugin executing at once. A call whose guest
+    /// code runs past an epoch tick gives its slice back at every tick,
+    /// yields to the executor and queues for a slice again, so a plugin
+    /// spinning in many calls occupies at most this many worker threads,
+    /// and the executor's run queue holds at most this many of its calls:
+    /// other plugins' calls are never queued behind a crowd of spinners.
+    /// Calls that finish within a tick (nearly all) never touch it.
+    pub(super) cpu: Arc<tokio::sync::Semaphore>,
+    /// This plugin's share of the transaction slots (half of them), so one
+    /// plugin's slow calls cannot take every slot from the others.
+    pub(super) tx: Arc<tokio::sync::Semaphore>,
+    /// PostgreSQL advisory-lock key of this plugin's write lock.
+    pub(super) lock_key: i64,
+    /// Test hook: the next this-many commits of this plugin fail as write
+    /// conflicts (see `Runtime::inject_conflicts`).
+    pub(super) injected_conflicts: std::sync::atomic::AtomicU32,
+}
+
+impl Share {
+    pub(super) fn new(
+        plugin: &str,
+        max_calls: usize,
+        max_queued: usize,
+        cpu: usize,
+        tx: usize,
+    ) -> Share {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("lifelong plugin write lock\0{plugin}").as_bytes());
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&digest[..8]);
+        Share {
+            calls: Arc::new(tokio::sync::Semaphore::new(max_calls.max(1))),
+            max_calls: max_calls.max(1),
+            waiting: Default::default(),
+            max_queued,
+            cpu: Arc::new(tokio::sync::Semaphore::new(cpu.max(1))),
+            tx: Arc::new(tokio::sync::Semaphore::new(tx.max(1))),
+            lock_key: i64::from_le_bytes(key),
+            injected_conflicts: Default::default(),
+        }
+    }
+
+    /// A place in the queue (given back when dropped), if it is not full.
+    pub(super) fn enqueue(&self) -> Option<Queued> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.waiting
+            .fetch_update(SeqCst, SeqCst, |n| (n < self.max_queued).then_some(n + 1))
+            .ok()
+            .map(|_| Queued(self.waiting.clone()))
+    }
+}
+
+/// A request's place in its plugin's queue.
+pub(super) struct Queued(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A set of granted capabilities.
@@ -68,9 +145,8 @@ pub(super) struct Shared {
     /// on each other until the deadlines fired: the slots keep connections
     /// free for them.
     pub tx_slots: Arc<tokio::sync::Semaphore>,
-    /// This plugin's share of `tx_slots` (half of them), so one plugin's
-    /// slow calls cannot take every slot from the others.
-    pub plugin_slots: Arc<tokio::sync::Semaphore>,
+    /// The plugin's fair share on this node (shared by its versions).
+    pub share: Arc<Share>,
 }
 
 /// Wait for this plugin's share, then for a slot of the whole runtime.
@@ -144,8 +220,22 @@ impl CallState {
         let tx = match mode {
             Mode::Read => None,
             Mode::Write => {
-                state.slot = acquire(&shared.plugin_slots, &shared.tx_slots).await;
-                Some(k.db.begin().await?)
+                state.slot = acquire(&shared.share.tx, &shared.tx_slots).await;
+                let mut tx = k.db.begin().await?;
+                if k.db.backend() == crate::storage::Backend::Postgres {
+                    // The plugin's write lock: its writing calls run one at
+                    // a time across every node, as they do on SQLite's one
+                    // writer, so read-then-write code in a plugin is correct
+                    // at READ COMMITTED (each statement after the lock sees
+                    // every earlier call's commit). Held to commit/rollback.
+                    sqlx::query(
+                        "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS l",
+                    )
+                    .bind(shared.share.lock_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                }
+                Some(tx)
             }
         };
         state.kernel = Some(k.clone());
@@ -183,13 +273,32 @@ impl CallState {
             obs: shared.obs.clone(),
             slot: None,
             tx_slots: shared.tx_slots.clone(),
-            plugin_slots: shared.plugin_slots.clone(),
+            share: shared.share.clone(),
+            cpu: Default::default(),
         }
     }
 
     /// The person the call is made for.
     pub(super) fn set_caller(&mut self, person: Option<i64>) {
         self.caller = person;
+    }
+
+    /// Whether delivery of event `id` to this plugin is still to be done, as
+    /// this call's transaction sees it. Asked after the plugin's write lock
+    /// is held, so a delivery another node completed meanwhile is not run
+    /// a second time only to be rolled back.
+    pub(super) async fn delivery_due(&mut self, id: i64) -> Result<bool, sqlx::Error> {
+        let Some(tx) = self.tx.as_mut() else {
+            return Ok(false);
+        };
+        let row: Option<(Option<i64>,)> = sqlx::query_as(
+            "SELECT delivered_at FROM plugin_deliveries WHERE event_id = $1 AND subscriber = $2",
+        )
+        .bind(id)
+        .bind(&self.manifest.id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(matches!(row, Some((None,))))
     }
 
     /// Make this call complete delivery of event `id` to this plugin.
@@ -218,6 +327,21 @@ impl CallState {
             tx.rollback().await?;
             return Ok(false);
         }
+        if self
+            .share
+            .injected_conflicts
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+        {
+            tx.rollback().await?;
+            return Err(sqlx::Error::Protocol(format!(
+                "{CONFLICT}: could not serialize access (injected by a test)"
+            )));
+        }
         if let Some(event) = self.delivery {
             let marked = sqlx::query(
                 "UPDATE plugin_deliveries SET delivered_at = $1 \
@@ -244,7 +368,7 @@ impl CallState {
                 _ => wasmtime::bail!("the call's transaction has ended"),
             };
             if self.slot.is_none() {
-                self.slot = acquire(&self.plugin_slots, &self.tx_slots).await;
+                self.slot = acquire(&self.share.tx, &self.tx_slots).await;
             }
             match k.db.begin_read().await {
                 Ok(tx) => self.tx = Some(tx),
@@ -293,13 +417,7 @@ impl CallState {
     }
 }
 
-fn is_conflict_text(m: &str) -> bool {
-    // PostgreSQL serialization failure / deadlock; SQLite busy.
-    m.contains("40001")
-        || m.contains("40P01")
-        || m.contains("database is locked")
-        || m.contains("could not serialize")
-}
+use super::failure::is_conflict_text;
 
 impl CallState {
     /// The capability check every non-table host call makes first.

@@ -112,9 +112,13 @@ pub async fn deliver_due(
         Option<String>,
     );
     let due: Vec<Due> = sqlx::query_as(
-        "SELECT d.event_id, d.subscriber, d.attempts, o.name, o.payload, COALESCE(s.code, o.site), o.site \
+        // `o.site` is the site's path; rows written by earlier kernels held a
+        // plugin event's site code instead, resolved through `c`.
+        "SELECT d.event_id, d.subscriber, d.attempts, o.name, o.payload, \
+                COALESCE(s.code, c.code, o.site), COALESCE(s.path, c.path) \
          FROM plugin_deliveries d JOIN plugin_outbox o ON o.id = d.event_id \
          LEFT JOIN sites s ON s.path = o.site \
+         LEFT JOIN sites c ON c.code = o.site \
          WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND d.next_attempt_at <= $1 \
          ORDER BY d.next_attempt_at, d.event_id LIMIT 200",
     )

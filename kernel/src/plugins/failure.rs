@@ -2,7 +2,7 @@
 //! (plugin, version, kind, message, wasm backtrace), and how a trap, a limit
 //! or a kernel error is told apart.
 
-use super::call::CallState;
+use super::call::{CallState, CONFLICT};
 use super::manifest::Manifest;
 use wasmtime::Trap;
 
@@ -16,6 +16,12 @@ pub enum FailureKind {
     Trap,
     /// The kernel could not run the call (database, pool exhausted).
     Kernel,
+    /// The call lost a write race on every attempt (serialization failure
+    /// or deadlock); nothing it wrote was kept.
+    Conflict,
+    /// The plugin already runs as many calls as it may, and this one waited
+    /// in its queue for longer than the kernel allows.
+    Busy,
 }
 
 impl FailureKind {
@@ -28,7 +34,18 @@ impl FailureKind {
             FailureKind::Panic => "panic",
             FailureKind::Trap => "trap",
             FailureKind::Kernel => "kernel",
+            FailureKind::Conflict => "conflict",
+            FailureKind::Busy => "busy",
         }
+    }
+
+    /// Failures that say "try again shortly" (HTTP 503 with Retry-After)
+    /// rather than "this plugin is broken" (500).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            FailureKind::Deadline | FailureKind::Conflict | FailureKind::Busy
+        )
     }
 }
 
@@ -57,15 +74,50 @@ impl std::fmt::Display for CallError {
     }
 }
 
-/// A failure of the kernel under the call (database, pool exhausted).
+/// A failure of the kernel under the call (database, pool exhausted). A
+/// lost write race (PostgreSQL serialization failure or deadlock, SQLite
+/// busy) keeps the [`CONFLICT`] marker wherever it surfaced (a host call, the
+/// commit), so the runtime re-runs the call.
 pub(super) fn kernel_error(m: &Manifest, e: impl std::fmt::Display) -> CallError {
+    let message = e.to_string();
+    let message = if is_conflict_text(&message) && !message.contains(CONFLICT) {
+        format!("{CONFLICT}: {message}")
+    } else {
+        message
+    };
     CallError {
         plugin: m.id.clone(),
         version: m.version.clone(),
         kind: FailureKind::Kernel,
-        message: e.to_string(),
+        message,
         backtrace: vec![],
     }
+}
+
+/// The call was refused a place: its plugin runs as many calls as it may.
+pub(super) fn busy(m: &Manifest, limit: usize, waited: std::time::Duration) -> CallError {
+    CallError {
+        plugin: m.id.clone(),
+        version: m.version.clone(),
+        kind: FailureKind::Busy,
+        message: format!(
+            "plugin {} already runs {limit} calls at once on this node; this one waited {} ms for a place",
+            m.id,
+            waited.as_millis()
+        ),
+        backtrace: vec![],
+    }
+}
+
+/// Whether a kernel error is a lost write race worth re-running the call for.
+pub(super) fn is_conflict_text(m: &str) -> bool {
+    // PostgreSQL serialization failure / deadlock; SQLite busy.
+    m.contains(CONFLICT)
+        || m.contains("40001")
+        || m.contains("40P01")
+        || m.contains("database is locked")
+        || m.contains("could not serialize")
+        || m.contains("deadlock detected")
 }
 
 /// The call ran past its deadline while waiting (a host call, the pool).

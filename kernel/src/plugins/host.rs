@@ -453,6 +453,35 @@ impl waccounts::Host for CallState {
             return Ok(Err(e));
         }
         let k = self.kernel()?;
+        // Only for a person the call may see (`persons.rs`), and only a
+        // plausible outcome; a refusal is audited whatever the call does next.
+        let (plugin, site) = (self.manifest.id.clone(), self.site.clone());
+        let seen = super::persons::visible(&k, &plugin, self.caller, &site, o.person_id).await;
+        let person =
+            match seen {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    super::persons::audit_refusal(&k, super::persons::refusal(self, &o)).await;
+                    return Ok(Err(types::Error::Denied(format!(
+                    "plugin {} may not record outcomes for person {} at {}: only for the caller, \
+                     residents of the area the site serves and persons who have called the \
+                     plugin at this site",
+                    self.manifest.id,
+                    o.person_id,
+                    if self.site.is_empty() { "no site" } else { &self.site },
+                ))));
+                }
+                Err(e) => return self.kernel_result(Err(e)),
+            };
+        if let Err(e) = super::persons::plausible(
+            &k.outcome_maxima,
+            &person,
+            &o.kind,
+            o.quantity,
+            &o.occurred_on,
+        ) {
+            return self.kernel_result(Err(e));
+        }
         let origin = format!("plugin:{}", self.manifest.id);
         let actor = crate::authz::Actor::System("plugin");
         let entry = crate::accounts::ledger::NewEntry {
@@ -496,7 +525,7 @@ impl CallState {
             return Ok(Err(e));
         }
         let k = self.kernel()?;
-        let r = match person_in_view(&k, self.caller, self.site.clone(), person_id).await {
+        let r = match in_view(&k, self.whom(), person_id).await {
             Ok(_) => read(k).await,
             Err(e) => Err(e),
         };
@@ -513,25 +542,23 @@ impl widentity::Host for CallState {
             return Ok(Err(e));
         }
         let k = self.kernel()?;
-        let r = person_in_view(&k, self.caller, self.site.clone(), person_id)
-            .await
-            .map(|p| {
-                // Fields outside the plugin's declared `identity.read`
-                // fields come back empty.
-                let fields = self.manifest.identity_fields.as_deref();
-                let keep = |f: &str, v: String| match fields {
-                    Some(list) if !list.iter().any(|x| x == f) => String::new(),
-                    _ => v,
-                };
-                widentity::Person {
-                    id: p.id,
-                    name: keep("name", p.name),
-                    id_number_masked: keep("id_number_masked", p.id_number),
-                    birth_date: keep("birth_date", p.birth_date),
-                    sex: keep("sex", p.sex),
-                    home_site: keep("home_site", p.home_site_code),
-                }
-            });
+        let r = in_view(&k, self.whom(), person_id).await.map(|p| {
+            // Fields outside the plugin's declared `identity.read`
+            // fields come back empty.
+            let fields = self.manifest.identity_fields.as_deref();
+            let keep = |f: &str, v: String| match fields {
+                Some(list) if !list.iter().any(|x| x == f) => String::new(),
+                _ => v,
+            };
+            widentity::Person {
+                id: p.id,
+                name: keep("name", p.name),
+                id_number_masked: keep("id_number_masked", p.id_number),
+                birth_date: keep("birth_date", p.birth_date),
+                sex: keep("sex", p.sex),
+                home_site: keep("home_site", p.home_site_code),
+            }
+        });
         self.kernel_result(r)
     }
 
@@ -559,42 +586,24 @@ impl widentity::Host for CallState {
     }
 }
 
-/// A person the call may see: the caller, or a person homed in the call
-/// site's subtree; anyone else is "not found".
-async fn person_in_view(
-    k: &Kernel,
-    caller: Option<i64>,
-    site: String,
-    person_id: i64,
-) -> crate::error::Result<crate::identity::Person> {
-    let scope = person_scope(k, site).await;
-    let p = crate::identity::get(k, &SYSTEM, person_id).await?;
-    let visible =
-        Some(p.id) == caller || scope.as_deref().is_some_and(|s| p.home_path.starts_with(s));
-    if visible {
-        Ok(p)
-    } else {
-        Err(crate::error::Error::NotFound(format!("person {person_id}")))
+impl CallState {
+    /// Who the call is for, where: what decides which persons it may see.
+    fn whom(&self) -> (String, Option<i64>, String) {
+        (self.manifest.id.clone(), self.caller, self.site.clone())
     }
 }
 
-/// The area a call made at `site` may see persons in: the site's subtree if
-/// it is a city, township or village; for an institution (an elder
-/// university, a teaching point, …) the subtree of the area it sits in,
-/// since it serves that area's residents. None if there is no site.
-async fn person_scope(k: &Kernel, site: String) -> Option<String> {
-    if site.is_empty() {
-        return None;
-    }
-    let s = crate::sites::fetch_by_code(k.db.reader(), &site)
-        .await
-        .ok()
-        .flatten()?;
-    Some(if crate::sites::is_admin_level(&s.kind) {
-        s.path
-    } else {
-        s.parent_path().to_string()
-    })
+/// A person the call may see (see `persons.rs`); anyone else is "not found".
+/// Takes the call's plugin, caller and site rather than the (non-`Sync`)
+/// call state, which a host call's future may not hold across an await.
+async fn in_view(
+    k: &Kernel,
+    (plugin, caller, site): (String, Option<i64>, String),
+    person_id: i64,
+) -> crate::error::Result<crate::identity::Person> {
+    super::persons::visible(k, &plugin, caller, &site, person_id)
+        .await?
+        .ok_or_else(|| crate::error::Error::NotFound(format!("person {person_id}")))
 }
 
 /// The path of the site a call is made in (None if no site).
@@ -675,7 +684,10 @@ impl events::Host for CallState {
         let tx = self.tx().await?;
         let r = async {
             let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO plugin_outbox (name, payload, site, published_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                // The outbox keeps the site's path (as kernel events do), by
+                // which deliveries are routed; a call without a site has none.
+                "INSERT INTO plugin_outbox (name, payload, site, published_at) \
+                 VALUES ($1, $2, (SELECT path FROM sites WHERE code = $3), $4) RETURNING id",
             )
             .bind(&full)
             .bind(payload)
@@ -697,3 +709,4 @@ impl events::Host for CallState {
         self.table_result(r.map_err(TableError::from))
     }
 }
+

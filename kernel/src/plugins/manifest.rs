@@ -145,6 +145,10 @@ pub struct Names {
 pub struct AskedLimits {
     pub deadline_ms: Option<u64>,
     pub memory_mib: Option<u64>,
+    /// Calls of this plugin running at once on a node (at most the kernel's).
+    pub max_concurrent_calls: Option<u64>,
+    /// Largest request body this plugin accepts (at most the kernel's cap).
+    pub max_body_bytes: Option<u64>,
 }
 
 /// A declared table.

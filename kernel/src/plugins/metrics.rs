@@ -21,14 +21,14 @@ const LOG_KEEP: usize = 1000;
 /// Failure kinds counted separately (see `FailureKind::as_str`), plus
 /// `handler` for an event handler that returned an error.
 const KINDS: &[&str] = &[
-    "deadline", "memory", "stack", "panic", "trap", "kernel", "handler",
+    "deadline", "memory", "stack", "panic", "trap", "kernel", "conflict", "busy", "handler",
 ];
 
 /// The counters of one plugin version.
 #[derive(Debug, Default)]
 pub struct PluginMetrics {
     calls: AtomicU64,
-    errors: [AtomicU64; 7],
+    errors: [AtomicU64; 9],
     buckets: [AtomicU64; 15],
     latency_count: AtomicU64,
     latency_micros: AtomicU64,
@@ -57,9 +57,16 @@ impl PluginMetrics {
         self.peak_memory.fetch_max(memory as u64, Ordering::Relaxed);
     }
 
+    /// A call that failed before or after running the guest (refused for
+    /// lack of a place, or out of attempts at a write race).
+    pub fn failure(&self, kind: &str) {
+        let i = KINDS.iter().position(|k| *k == kind).unwrap_or(4);
+        self.errors[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// An event handler that returned an error (the call itself succeeded).
     pub fn handler_error(&self) {
-        self.errors[6].fetch_add(1, Ordering::Relaxed);
+        self.errors[KINDS.len() - 1].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A call re-run after a write conflict.

@@ -249,6 +249,21 @@ impl Registry {
                 ));
             }
         }
+        if let Some(n) = m.limits.max_concurrent_calls {
+            let cap = caps.max_concurrent_calls as u64;
+            if n == 0 || n > cap {
+                return Err(Error::invalid(
+                    "limits.max_concurrent_calls",
+                    format!("{n} is outside this kernel's range of 1 to {cap} calls at once"),
+                ));
+            }
+        }
+        if m.limits.max_body_bytes == Some(0) {
+            return Err(Error::invalid(
+                "limits.max_body_bytes",
+                "a plugin must accept a body of at least 1 byte (leave it out for the kernel's cap)",
+            ));
+        }
         let sha = package::sha256_hex(&pkg.component);
         let compiled = self.compile(&pkg.component, &sha).await.map_err(|e| {
             Error::invalid(

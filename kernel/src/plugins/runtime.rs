@@ -15,7 +15,7 @@
 //! - a failing call is reported as a [`CallError`] and never takes anything
 //!   else down.
 
-use super::call::{CallState, Grants, Mode, Shared};
+use super::call::{CallState, Grants, Mode, Share, Shared};
 use super::failure::{self, CallError, FailureKind};
 use super::manifest::Manifest;
 use super::metrics::{Observatory, PluginMetrics};
@@ -57,6 +57,18 @@ pub struct RuntimeLimits {
     /// Calls holding a database transaction at once (half the PostgreSQL
     /// pool), so host imports always find a free connection.
     pub max_open_transactions: usize,
+    /// Calls of one plugin running at once on a node (a manifest may ask for
+    /// fewer). Further calls wait in that plugin's queue.
+    pub max_concurrent_calls: usize,
+    /// Requests of one plugin waiting in its queue at once; past that a
+    /// request is refused as `busy` at once.
+    pub max_queued_calls: usize,
+    /// How long a request waits in its plugin's queue before it is refused
+    /// as `busy` (HTTP 503 with Retry-After). Event deliveries, one at a
+    /// time per node, take no place in the queue.
+    pub queue_wait: Duration,
+    /// Guest slices of one plugin executing at once (see `call::Share::cpu`).
+    pub cpu_share: usize,
 }
 
 impl Default for RuntimeLimits {
@@ -70,6 +82,18 @@ impl Default for RuntimeLimits {
             max_instances: 1024,
             max_attempts: 3,
             max_open_transactions: 8,
+            // An eighth of the HTTP concurrency cap: a plugin flooded with
+            // slow calls leaves most of the node to the others.
+            max_concurrent_calls: 32,
+            // Running plus queued: 256, a quarter of the HTTP concurrency
+            // cap (1024), so a flood of one plugin's requests leaves three
+            // quarters of the node's request slots to the others, while a
+            // burst such as 200 learners enrolling at once all get a place.
+            max_queued_calls: 224,
+            queue_wait: Duration::from_secs(5),
+            // Half the cores: a plugin whose calls spin can keep at most
+            // that many worker threads busy.
+            cpu_share: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         }
     }
 }
@@ -83,6 +107,9 @@ pub struct Runtime {
     subscriptions: Subscriptions,
     obs: Observatory,
     tx_slots: Arc<tokio::sync::Semaphore>,
+    /// Each plugin's fair share on this node, by plugin id (shared by its
+    /// loaded versions, so an upgrade does not double a plugin's share).
+    shares: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Share>>>>,
     _ticker: Arc<Ticker>,
 }
 
@@ -169,8 +196,41 @@ impl Runtime {
             subscriptions: Subscriptions::default(),
             obs: Observatory::default(),
             tx_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            shares: Arc::default(),
             _ticker: Arc::new(Ticker(stop)),
         })
+    }
+
+    /// The fair share of `plugin` allowing `max_calls` calls at once: the
+    /// existing one, unless a version asking for a different number replaced it.
+    fn share(&self, plugin: &str, max_calls: usize) -> Arc<Share> {
+        let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+        match shares.get(plugin) {
+            Some(s) if s.max_calls == max_calls => s.clone(),
+            _ => {
+                let s = Arc::new(Share::new(
+                    plugin,
+                    max_calls,
+                    self.limits.max_queued_calls,
+                    self.limits.cpu_share,
+                    (self.limits.max_open_transactions / 2).max(1),
+                ));
+                shares.insert(plugin.to_string(), s.clone());
+                s
+            }
+        }
+    }
+
+    /// Test hook: make the next `n` commits of `plugin`'s calls on this node
+    /// fail as write conflicts (as a PostgreSQL serialization failure
+    /// would), to exercise the retry path. Never used when serving.
+    #[doc(hidden)]
+    pub fn inject_conflicts(&self, plugin: &str, n: u32) {
+        let shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = shares.get(plugin) {
+            s.injected_conflicts
+                .store(n, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     /// The kernel's caps.
@@ -282,6 +342,14 @@ impl Runtime {
             .map_or(self.limits.memory_bytes, |m| {
                 m.min(self.limits.memory_bytes)
             });
+        let max_calls = manifest
+            .limits
+            .max_concurrent_calls
+            .map_or(self.limits.max_concurrent_calls, |n| {
+                (n as usize).min(self.limits.max_concurrent_calls)
+            })
+            .max(1);
+        let share = self.share(&manifest.id, max_calls);
         let manifest = Arc::new(manifest);
         let tables = Tables::new(&manifest, backend);
         Ok(Loaded {
@@ -294,14 +362,13 @@ impl Runtime {
                 granted: None,
                 obs: self.obs.clone(),
                 tx_slots: self.tx_slots.clone(),
-                plugin_slots: Arc::new(tokio::sync::Semaphore::new(
-                    (self.limits.max_open_transactions / 2).max(1),
-                )),
+                share,
             },
             tables,
             manifest,
             pre,
             deadline,
+            queue_wait: self.limits.queue_wait,
             max_attempts: self.limits.max_attempts.max(1),
             _ticker: self._ticker.clone(),
         })
@@ -318,6 +385,7 @@ pub struct Loaded {
     shared: Shared,
     pre: PluginPre<CallState>,
     deadline: Duration,
+    queue_wait: Duration,
     max_attempts: u32,
     /// Keeps the epoch ticker running while any loaded plugin exists.
     _ticker: Arc<Ticker>,
@@ -349,11 +417,19 @@ impl Loaded {
         } else {
             Mode::Write
         };
+        let _place = self.admit(self.queue_wait).await?;
         self.with_retries(|| async {
             let mut state = self
                 .begin(k, mode, req.site.clone(), req.request_id.clone())
                 .await?;
             state.store.data_mut().set_caller(req.caller.person_id);
+            if let (Mode::Write, Some(person)) = (mode, req.caller.person_id) {
+                // The caller becomes visible to this plugin at this site
+                // (`persons.rs`); written with the call, never by a GET.
+                super::persons::note_caller(state.store.data_mut(), person)
+                    .await
+                    .map_err(|e| self.kernel_error(e))?;
+            }
             let resp = self.run(&mut state, Export::Request(&req)).await?;
             let Output::Response(resp) = resp else {
                 unreachable!("handle-request answers with a response")
@@ -371,11 +447,27 @@ impl Loaded {
     /// marks the delivery done (so it commits at most once). Returns
     /// `Ok(Ok(false))` if another worker delivered it first.
     pub async fn event(&self, k: &Kernel, ev: Event) -> Result<Result<bool, String>, CallError> {
+        // Deliveries take no place among the plugin's request calls: a
+        // node's delivery loop runs them one at a time, and a plugin flooded
+        // with requests must not hold up the loop for every other plugin.
         self.with_retries(|| async {
             let site = ev.site.clone().unwrap_or_default();
             let mut state = self
                 .begin(k, Mode::Write, site, format!("event-{}", ev.id))
                 .await?;
+            let due = state
+                .store
+                .data_mut()
+                .delivery_due(ev.id)
+                .await
+                .map_err(|e| self.kernel_error(e))?;
+            if !due {
+                state
+                    .finish(false)
+                    .await
+                    .map_err(|e| self.kernel_error(e))?;
+                return Ok(Ok(false));
+            }
             state.store.data_mut().mark_delivery(ev.id);
             let Output::Event(result) = self.run(&mut state, Export::Event(&ev)).await? else {
                 unreachable!("handle-event answers with a result")
@@ -390,6 +482,28 @@ impl Loaded {
             Ok(result.map(|()| committed))
         })
         .await
+    }
+
+    /// A place among the plugin's calls running at once, waiting at most
+    /// `wait` in the plugin's FIFO queue. A request finding the queue full
+    /// is refused at once, so one plugin's flood never holds more than its
+    /// share of the node's request slots.
+    async fn admit(&self, wait: Duration) -> Result<tokio::sync::OwnedSemaphorePermit, CallError> {
+        let share = &self.shared.share;
+        if let Ok(p) = share.calls.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let refuse = || {
+            self.metrics.failure("busy");
+            failure::busy(&self.manifest, share.max_calls, wait)
+        };
+        let Some(_queued) = share.enqueue() else {
+            return Err(refuse());
+        };
+        match tokio::time::timeout(wait, share.calls.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(refuse()),
+        }
     }
 
     /// Instantiate and call one export under the deadline; a trap, a limit
@@ -434,7 +548,23 @@ impl Loaded {
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.epoch_deadline_callback(|ctx| {
+            // Guest code has run through a tick: give back this plugin's
+            // guest slice, go to the back of the executor's queue, and wait
+            // for a slice again (FIFO among this plugin's busy calls).
+            let state = ctx.data();
+            let (cell, cpu) = (state.cpu.clone(), state.share.cpu.clone());
+            Ok(wasmtime::UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    let held = cell.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    drop(held);
+                    tokio::task::yield_now().await;
+                    let slice = cpu.acquire_owned().await.ok();
+                    *cell.lock().unwrap_or_else(|e| e.into_inner()) = slice;
+                }),
+            ))
+        });
         store
     }
 
@@ -470,12 +600,25 @@ impl Loaded {
             match f().await {
                 Err(e)
                     if e.kind == FailureKind::Kernel
-                        && e.message.contains(super::call::CONFLICT)
-                        && attempt < self.max_attempts =>
+                        && e.message.contains(super::call::CONFLICT) =>
                 {
+                    if attempt >= self.max_attempts {
+                        self.metrics.failure("conflict");
+                        return Err(CallError {
+                            kind: FailureKind::Conflict,
+                            message: format!(
+                                "the call lost a write race on each of its {attempt} attempts, and nothing it wrote was kept: {}",
+                                e.message
+                            ),
+                            ..e
+                        });
+                    }
                     attempt += 1;
                     self.metrics.retry();
-                    tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
+                    // Jittered exponential backoff: 5-10 ms, 10-20 ms, …
+                    let base = 5u64 << (attempt - 2).min(6);
+                    let jitter = rand::random::<u64>() % (base + 1);
+                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
                 }
                 other => return other,
             }

@@ -1,6 +1,8 @@
 //! Enrolment as it is served (installed through the registry, enabled at
 //! the city, called at an elder university), on SQLite and PostgreSQL:
-//! the 200-learner race, eligibility and limits, the lottery.
+//! the 200-learner race, read-then-write races (a double-clicked
+//! withdrawal, withdrawals at once, enrolments past the per-term limit at
+//! once), eligibility and limits, the lottery.
 
 mod common;
 
@@ -94,6 +96,124 @@ async fn race_for_seats_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn race_for_seats_postgres() {
     race_for_seats(TestKernel::postgres().await).await;
+}
+
+/// The roster's `taken` against its enrolled rows.
+async fn taken_and_enrolled(c: &City, course: i64) -> (i64, usize, Vec<i64>) {
+    let (_, roster) = c.get(c.staff, &format!("/courses/{course}/roster")).await;
+    let ids = |k: &str| -> Vec<i64> {
+        roster[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["person_id"].as_i64().unwrap())
+            .collect()
+    };
+    (
+        roster["course"]["taken"].as_i64().unwrap(),
+        ids("enrolled").len(),
+        ids("waitlisted"),
+    )
+}
+
+/// Plugin code that reads and then writes behaves as if calls ran one at
+/// a time, on both backends: a learner double-clicking "withdraw" 20 times
+/// withdraws once and frees one seat; three learners withdrawing at once
+/// promote three different waitlisted learners, in waitlist order; one
+/// learner enrolling in five courses at once gets the per-term limit's two.
+async fn read_then_write_races(k: TestKernel) {
+    let c = City::new(k).await;
+    let term = c.term("2026S").await;
+    let course = c.course(term, 6, json!({})).await;
+    let learners = c.learners(10, this_year() - 66).await;
+    for l in &learners {
+        let (s, v) = c
+            .post(*l, &format!("/courses/{course}/enrol"), json!({}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let withdraw = |who: i64| {
+        let p = c.p.clone();
+        let caller = c.as_(who);
+        async move {
+            p.post(
+                &format!("/courses/{course}/withdraw"),
+                Some(json!({})),
+                &caller,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let clicks = futures_util::future::join_all((0..20).map(|_| withdraw(learners[0]))).await;
+    let done: Vec<_> = clicks.iter().filter(|(s, _)| *s == 200).collect();
+    assert_eq!(done.len(), 1, "{clicks:?}");
+    assert_eq!(done[0].1["promoted"], json!(learners[6]));
+    assert!(
+        clicks.iter().all(|(s, _)| *s == 200 || *s == 404),
+        "{clicks:?}"
+    );
+    assert_eq!(
+        taken_and_enrolled(&c, course).await,
+        (6, 6, learners[7..].to_vec())
+    );
+
+    let at_once = futures_util::future::join_all(learners[1..4].iter().map(|l| withdraw(*l))).await;
+    assert!(at_once.iter().all(|(s, _)| *s == 200), "{at_once:?}");
+    let mut promoted: Vec<i64> = at_once
+        .iter()
+        .map(|(_, v)| v["promoted"].as_i64().unwrap())
+        .collect();
+    promoted.sort();
+    assert_eq!(
+        promoted,
+        learners[7..].to_vec(),
+        "each seat to a different learner"
+    );
+    assert_eq!(taken_and_enrolled(&c, course).await, (6, 6, vec![]));
+    // Waitlist order: the learner who withdrew first promoted the head.
+    let (_, mine) = c.get(learners[7], "/me/courses").await;
+    assert_eq!(mine["items"][0]["status"], "enrolled");
+
+    let courses =
+        futures_util::future::join_all((0..5).map(|_| c.course(term, 5, json!({})))).await;
+    let eager = c.person(this_year() - 66, "male", "U1").await;
+    let tries = futures_util::future::join_all(courses.iter().map(|id| {
+        let p = c.p.clone();
+        let caller = c.as_(eager);
+        async move {
+            p.post(&format!("/courses/{id}/enrol"), Some(json!({})), &caller)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let statuses: Vec<u16> = tries.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        2,
+        "the per-term limit holds: {tries:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        3,
+        "{tries:?}"
+    );
+    for id in courses {
+        let (taken, enrolled, _) = taken_and_enrolled(&c, id).await;
+        assert_eq!(taken as usize, enrolled);
+    }
+    c.k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_then_write_races_sqlite() {
+    read_then_write_races(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_then_write_races_postgres() {
+    read_then_write_races(TestKernel::postgres().await).await;
 }
 
 /// Age from the person record, per site and by sex; the per-term limit.

@@ -70,16 +70,15 @@ impl TestKernel {
     /// On a fresh PostgreSQL database at `LIFELONG_TEST_PG` (default
     /// `postgres://postgres@127.0.0.1:5432`), dropped by [`TestKernel::cleanup`].
     pub async fn postgres() -> TestKernel {
+        TestKernel::postgres_with(RuntimeLimits::default()).await
+    }
+
+    /// On a fresh PostgreSQL database, with these runtime limits.
+    pub async fn postgres_with(limits: RuntimeLimits) -> TestKernel {
         let scratch = ScratchDb::create()
             .await
             .expect("PostgreSQL must run at LIFELONG_TEST_PG");
-        TestKernel::open(
-            &scratch.url(),
-            RuntimeLimits::default(),
-            Some(scratch),
-            None,
-        )
-        .await
+        TestKernel::open(&scratch.url(), limits, Some(scratch), None).await
     }
 
     async fn open(
@@ -95,6 +94,7 @@ impl TestKernel {
             db,
             pii: PiiKeys::from_hex(&"42".repeat(32)).expect("key"),
             token_ttl_secs: 3600,
+            outcome_maxima: Default::default(),
         };
         let runtime = Runtime::new(limits).expect("plugin runtime");
         let cache = dir.as_ref().map(|d| d.path().join("compiled"));
