@@ -477,6 +477,85 @@ pub async fn grant(
     Ok(g)
 }
 
+/// Grant `role` at `site` to a person inside the caller's transaction `tx`
+/// (a plugin call's: it commits or rolls back with the call). Only roles
+/// without administrative power (learner, teacher, volunteer, enterprise
+/// mentor); the caller checks who may ask. Returns None if the person
+/// already holds the role there (nothing is written).
+pub async fn grant_in(
+    tx: &mut Tx,
+    k: &Kernel,
+    actor: &Actor,
+    person_id: i64,
+    role: &str,
+    site: &str,
+) -> Result<Option<RoleGrant>> {
+    let role = Role::parse(role)?;
+    if !matches!(
+        role,
+        Role::Learner | Role::Teacher | Role::Volunteer | Role::EnterpriseMentor
+    ) {
+        return Err(Error::invalid(
+            "role",
+            format!("{} is not granted from inside a call", role.as_str()),
+        ));
+    }
+    let person = get(k, actor, person_id).await?;
+    let site = sites::get(&k.db, actor, site)
+        .await
+        .map_err(|_| Error::invalid("site", format!("no site {site:?}")))?;
+    actor.require_admin(&site.path, "granting a role")?;
+    if site.status != "active" {
+        return Err(Error::invalid(
+            "site",
+            format!("site {} is closed", site.code),
+        ));
+    }
+    // Look first: on PostgreSQL a unique violation would abort the call's
+    // transaction.
+    let held: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM role_grants WHERE person_id = $1 AND role = $2 AND site_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(person.id)
+    .bind(role.as_str())
+    .bind(site.id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if held.is_some() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "INSERT INTO role_grants (person_id, role, site_id, granted_by, granted_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(person.id)
+    .bind(role.as_str())
+    .bind(site.id)
+    .bind(actor.person_id())
+    .bind(now_micros())
+    .fetch_one(&mut **tx)
+    .await?;
+    let g = RoleGrant {
+        id: col(&row, "id")?,
+        role: role.as_str().into(),
+        site_id: site.id,
+        site_code: site.code.clone(),
+    };
+    audit::record(
+        tx,
+        actor,
+        Change {
+            action: "role.grant",
+            site: Some((site.id, &site.path)),
+            object_type: "person",
+            object_id: person.id.to_string(),
+            before: None,
+            after: Some(serde_json::to_value(&g).unwrap_or_default()),
+        },
+    )
+    .await?;
+    Ok(Some(g))
+}
+
 /// Revoke a grant (kept, marked revoked).
 pub async fn revoke(k: &Kernel, actor: &Actor, person_id: i64, grant_id: i64) -> Result<()> {
     let person = get(k, actor, person_id).await?;

@@ -541,6 +541,80 @@ pub async fn reverse(
     .await
 }
 
+/// Reverse, inside the caller's transaction `tx` (a plugin call's), the
+/// entry that `origin` recorded under `idempotency_key`: only an origin's
+/// own entries, only with a reason, once (a second call finds the first
+/// reversal and writes nothing).
+pub async fn reverse_in(
+    tx: &mut Tx,
+    actor: &Actor,
+    origin: &str,
+    idempotency_key: &str,
+    reason: &str,
+) -> Result<(Entry, Recorded)> {
+    if reason.trim().is_empty() || reason.chars().count() > 500 {
+        return Err(Error::invalid("reason", "must be 1-500 characters"));
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM ledger_entries WHERE origin = $1 AND idempotency_key = $2"
+    ))
+    .bind(origin)
+    .bind(idempotency_key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let original = row.map(|r| stored(&r)).transpose()?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "no ledger entry recorded by {origin} under {idempotency_key:?}"
+        ))
+    })?;
+    if original.reverses_entry_id.is_some() {
+        return Err(Error::invalid(
+            "entry",
+            "a reversal cannot itself be reversed",
+        ));
+    }
+    let earlier = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM ledger_entries WHERE reverses_entry_id = $1"
+    ))
+    .bind(original.id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(r) = earlier {
+        return Ok((stored(&r)?.public(), Recorded::Replayed));
+    }
+    let (person_id, site_path): (i64, Option<String>) = sqlx::query_as(
+        "SELECT a.person_id, (SELECT path FROM sites WHERE id = $2) FROM accounts a WHERE a.id = $1",
+    )
+    .bind(original.account_id)
+    .bind(original.source_site_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let req = Request {
+        account_person: person_id,
+        kind: original.kind.clone(),
+        title: format!("Reversal of entry {}: {}", original.id, reason.trim()),
+        quantity_milli: -original.quantity_milli,
+        unit: original.unit.clone(),
+        occurred_on: sites::today(),
+        source_site_id: original.source_site_id,
+        issuer: original.issuer.clone(),
+        reference: original.reference.clone(),
+        evidence: None,
+        rule: None,
+        idempotency_key: format!("{idempotency_key}/reversal"),
+        reverses: Some(original.id),
+        credits: Some(-original.credits_milli),
+    };
+    let content_hash = req.content_hash();
+    match append_in(tx, actor, origin, &req, &content_hash, site_path.as_deref()).await {
+        Ok(v) => Ok(v),
+        Err(AppendError::KeyTaken) => Err(Error::Internal(anyhow::anyhow!(
+            "write conflict: the reversal of {idempotency_key:?} was taken by a concurrent call"
+        ))),
+        Err(AppendError::Other(e)) => Err(e),
+    }
+}
+
 /// Append `req`, resolving a lost race on its idempotency key.
 /// `site_path` is the source site's path, for the audit record.
 async fn append(

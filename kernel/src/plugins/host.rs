@@ -507,6 +507,14 @@ impl waccounts::Host for CallState {
         });
         self.kernel_result(r)
     }
+
+    async fn reverse_outcome(
+        &mut self,
+        idempotency_key: String,
+        reason: String,
+    ) -> wasmtime::Result<Result<waccounts::Recorded, types::Error>> {
+        self.reverse_own_outcome(idempotency_key, reason).await
+    }
 }
 
 impl CallState {
@@ -583,6 +591,15 @@ impl widentity::Host for CallState {
         }
         .await;
         self.kernel_result(r)
+    }
+
+    async fn grant_role(
+        &mut self,
+        person_id: i64,
+        role: String,
+        site: String,
+    ) -> wasmtime::Result<Result<bool, types::Error>> {
+        self.grant_declared_role(person_id, role, site).await
     }
 }
 
@@ -710,3 +727,84 @@ impl events::Host for CallState {
     }
 }
 
+// ------------------------------------------------------------ since 1.2.0
+
+impl CallState {
+    /// `identity.grant-role`: a role the manifest names under
+    /// `identity.grant`, at the call's site or below it, to a person the
+    /// call may see, through the kernel's grant path in the call's
+    /// transaction.
+    async fn grant_declared_role(
+        &mut self,
+        person_id: i64,
+        role: String,
+        site: String,
+    ) -> wasmtime::Result<Result<bool, types::Error>> {
+        if let Err(e) = self.capable("identity.grant") {
+            return Ok(Err(e));
+        }
+        if let Err(e) = self.writable("grant-role") {
+            return Ok(Err(e));
+        }
+        if !self.manifest.grantable_roles.contains(&role) {
+            return Ok(Err(types::Error::Denied(format!(
+                "plugin {} may grant only {} (identity.grant roles), not {role:?}",
+                self.manifest.id,
+                if self.manifest.grantable_roles.is_empty() {
+                    "no roles".to_string()
+                } else {
+                    self.manifest.grantable_roles.join(", ")
+                }
+            ))));
+        }
+        let k = self.kernel()?;
+        let here = site_path(&k, self.site.clone()).await;
+        let target = crate::sites::fetch_by_code(k.db.reader(), &site)
+            .await
+            .ok()
+            .flatten();
+        let within = match (&here, &target) {
+            (Some(h), Some(t)) => t.path.starts_with(h.as_str()),
+            _ => false,
+        };
+        if !within {
+            return Ok(Err(types::Error::Denied(format!(
+                "plugin {} may grant roles only at the call's site or below it, not at {site:?}",
+                self.manifest.id
+            ))));
+        }
+        if let Err(e) = in_view(&k, self.whom(), person_id).await {
+            return self.kernel_result(Err(e));
+        }
+        let actor = crate::authz::Actor::System("plugin");
+        let tx = self.tx().await?;
+        let r = crate::identity::grant_in(tx, &k, &actor, person_id, &role, &site).await;
+        self.kernel_result(r.map(|g| g.is_some()))
+    }
+
+    /// `accounts.reverse-outcome`: reverse an outcome this plugin recorded,
+    /// in the call's transaction.
+    async fn reverse_own_outcome(
+        &mut self,
+        idempotency_key: String,
+        reason: String,
+    ) -> wasmtime::Result<Result<waccounts::Recorded, types::Error>> {
+        if let Err(e) = self.capable("accounts.record") {
+            return Ok(Err(e));
+        }
+        if let Err(e) = self.writable("reverse-outcome") {
+            return Ok(Err(e));
+        }
+        let origin = format!("plugin:{}", self.manifest.id);
+        let actor = crate::authz::Actor::System("plugin");
+        let tx = self.tx().await?;
+        let r = crate::accounts::ledger::reverse_in(tx, &actor, &origin, &idempotency_key, &reason)
+            .await
+            .map(|(e, how)| waccounts::Recorded {
+                entry_id: e.id,
+                credits: e.credits,
+                replayed: how == crate::accounts::ledger::Recorded::Replayed,
+            });
+        self.kernel_result(r)
+    }
+}

@@ -56,6 +56,9 @@ pub struct Manifest {
     /// The person fields `identity.read` is narrowed to (None: all of them).
     #[serde(skip)]
     pub identity_fields: Option<Vec<String>>,
+    /// The roles `identity.grant` may grant (`roles = [...]`; empty: none).
+    #[serde(skip)]
+    pub grantable_roles: Vec<String>,
     /// Limits the plugin asks for (lower than the kernel's caps).
     #[serde(default)]
     pub limits: AskedLimits,
@@ -77,7 +80,11 @@ enum CapabilityDecl {
 struct CapabilityArgs {
     name: String,
     fields: Option<Vec<String>>,
+    roles: Option<Vec<String>>,
 }
+
+/// The roles `identity.grant` can name: none with administrative power.
+pub const GRANTABLE_ROLES: &[&str] = &["learner", "teacher", "volunteer", "enterprise_mentor"];
 
 /// The person fields `identity.read` can be narrowed to (`id` is always given).
 pub const IDENTITY_FIELDS: &[&str] =
@@ -118,7 +125,7 @@ impl SettingDef {
 /// The versions of the `lifelong:plugin` host API this kernel serves.
 /// A component built against an older minor version of the same major
 /// links too (the linker matches semver-compatible names).
-pub const HOST_APIS: &[&str] = &["1.1.0"];
+pub const HOST_APIS: &[&str] = &["1.2.0"];
 
 /// Capabilities a plugin can ask for. Host calls outside the plugin's own
 /// tables, events and logs need one.
@@ -127,6 +134,7 @@ pub const CAPABILITIES: &[&str] = &[
     "identity.read",
     "accounts.read",
     "accounts.record",
+    "identity.grant",
 ];
 
 /// Display names.
@@ -234,6 +242,24 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
             CapabilityDecl::Name(n) => m.capabilities.push(n.clone()),
             CapabilityDecl::WithArgs(a) => {
                 m.capabilities.push(a.name.clone());
+                if let Some(roles) = &a.roles {
+                    if a.name != "identity.grant" {
+                        return Err(bad(format!(
+                            "capability {} takes no roles; only identity.grant names roles",
+                            a.name
+                        )));
+                    }
+                    if let Some(r) = roles
+                        .iter()
+                        .find(|r| !GRANTABLE_ROLES.contains(&r.as_str()))
+                    {
+                        return Err(bad(format!(
+                            "identity.grant cannot grant {r:?}; it grants {}",
+                            GRANTABLE_ROLES.join(", ")
+                        )));
+                    }
+                    m.grantable_roles = roles.clone();
+                }
                 if let Some(fields) = &a.fields {
                     if a.name != "identity.read" {
                         return Err(bad(format!(
