@@ -346,6 +346,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         "warning: the elder-education demo catalogue was not built: {e:#}"
                     ),
                 }
+                match crate::demo::volunteers::seed(&registry).await {
+                    Ok(Some(line)) => println!("  {line}"),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("warning: the volunteers demo was not built: {e:#}"),
+                }
             }
             if !no_serve {
                 serve(&cfg, k).await?;

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 
 pub mod elder;
+pub mod volunteers;
 
 /// The demo city admin's login and password (printed by `lifelong demo`).
 pub const DEMO_ADMIN: (&str, &str) = ("admin", "lifelong-demo");
