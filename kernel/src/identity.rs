@@ -480,12 +480,14 @@ pub async fn grant(
 /// Grant `role` at `site` to a person inside the caller's transaction `tx`
 /// (a plugin call's: it commits or rolls back with the call). Only roles
 /// without administrative power (learner, teacher, volunteer, enterprise
-/// mentor); the caller checks who may ask. Returns None if the person
-/// already holds the role there (nothing is written).
+/// mentor); the caller checks who may ask. `by` names, for the audit
+/// record, the plugin and the person whose call it was. Returns None if the
+/// person already holds the role there (nothing is written).
 pub async fn grant_in(
     tx: &mut Tx,
     k: &Kernel,
     actor: &Actor,
+    by: (&str, Option<i64>),
     person_id: i64,
     role: &str,
     site: &str,
@@ -540,6 +542,9 @@ pub async fn grant_in(
         site_id: site.id,
         site_code: site.code.clone(),
     };
+    let mut after = serde_json::to_value(&g).unwrap_or_default();
+    after["plugin"] = serde_json::json!(by.0);
+    after["caller"] = serde_json::json!(by.1);
     audit::record(
         tx,
         actor,
@@ -549,7 +554,7 @@ pub async fn grant_in(
             object_type: "person",
             object_id: person.id.to_string(),
             before: None,
-            after: Some(serde_json::to_value(&g).unwrap_or_default()),
+            after: Some(after),
         },
     )
     .await?;

@@ -777,8 +777,11 @@ impl CallState {
             return self.kernel_result(Err(e));
         }
         let actor = crate::authz::Actor::System("plugin");
+        let (plugin, caller, _) = self.whom();
         let tx = self.tx().await?;
-        let r = crate::identity::grant_in(tx, &k, &actor, person_id, &role, &site).await;
+        let r =
+            crate::identity::grant_in(tx, &k, &actor, (&plugin, caller), person_id, &role, &site)
+                .await;
         self.kernel_result(r.map(|g| g.is_some()))
     }
 

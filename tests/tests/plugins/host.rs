@@ -638,3 +638,392 @@ async fn outcomes_must_be_plausible_sqlite() {
 async fn outcomes_must_be_plausible_postgres() {
     outcomes_must_be_plausible(TestKernel::postgres().await).await;
 }
+
+/// The probe's package with `identity.grant` declared for `roles` (a TOML
+/// list) besides its other capabilities.
+fn granting(
+    pkg: &kernel::plugins::package::Package,
+    roles: &str,
+) -> kernel::plugins::package::Package {
+    crate::variant(pkg, |t| {
+        t.replace(
+            "\"accounts.read\"]",
+            &format!("\"accounts.read\", {{ name = \"identity.grant\", roles = {roles} }}]"),
+        )
+    })
+}
+
+/// The role grants audited for `person`: (site path, actor, after).
+async fn grants_audited(
+    k: &TestKernel,
+    person: i64,
+) -> Vec<(Option<String>, String, serde_json::Value)> {
+    let rows: Vec<(Option<String>, String, Option<String>)> = sqlx::query_as(
+        "SELECT site_path, actor, after_json FROM audit_log \
+         WHERE action = 'role.grant' AND object_type = 'person' AND object_id = $1 ORDER BY id",
+    )
+    .bind(person.to_string())
+    .fetch_all(k.kernel.db.reader())
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(p, a, j)| (p, a, serde_json::from_str(&j.unwrap_or_default()).unwrap()))
+        .collect()
+}
+
+/// Host API 1.2 `identity.grant-role`: a role the manifest names, at the
+/// call's site or below, for a person the call may see, through the
+/// kernel's grant path in the call's transaction, audited with the plugin
+/// and the caller; every other request is refused and writes nothing.
+async fn roles_are_granted_through_the_kernel(k: TestKernel) {
+    site_tree(&k, TREE).await;
+    let (resident, _) = person(&k, 1, (1990, 5, 17), kernel::idnumber::Sex::Female, "T1-V1").await;
+    let (stranger, _) = person(&k, 3, (1990, 5, 17), kernel::idnumber::Sex::Male, "T2").await;
+    let pkg = k.package(plugin_dir("probe")).await;
+    let p = k.install(&granting(&pkg, "[\"volunteer\"]")).await;
+    k.enable("probe", "T1").await;
+    let at_t1 = p.at("T1");
+    let them = k.person(resident, &[]);
+    let anon = k.anonymous();
+    let grant = |who: i64, role: &str, site: &str| format!("/grants/{who}/{role}/at/{site}");
+    let held = |who: i64| {
+        let k = &k;
+        async move {
+            kernel::identity::roles(&k.kernel, &crate::system(), who)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|g| (g.role, g.site_code))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Granted at a site below the call's, once; audited with who asked.
+    let (s, v) = at_t1
+        .post(&grant(resident, "volunteer", "T1-V1"), None, &them)
+        .await
+        .unwrap();
+    assert_eq!((s, v), (200, json!({ "granted": true })));
+    let (s, v) = at_t1
+        .post(&grant(resident, "volunteer", "T1-V1"), None, &them)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, v),
+        (200, json!({ "granted": false })),
+        "already held: nothing written"
+    );
+    assert_eq!(held(resident).await, [("volunteer".into(), "T1-V1".into())]);
+    let audited = grants_audited(&k, resident).await;
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert_eq!(audited[0].0, Some(crate::path_of(&k, "T1-V1").await));
+    assert_eq!(audited[0].1, "system:plugin");
+    assert_eq!(
+        (
+            &audited[0].2["role"],
+            &audited[0].2["site_code"],
+            &audited[0].2["plugin"],
+            &audited[0].2["caller"]
+        ),
+        (
+            &json!("volunteer"),
+            &json!("T1-V1"),
+            &json!("probe"),
+            &json!(resident)
+        )
+    );
+    // Every refusal below leaves nothing behind.
+    let refused = |path: String, status: u16, detail: &'static str| {
+        let at_t1 = at_t1.clone();
+        let anon = anon.clone();
+        async move {
+            let (s, v) = at_t1.post(&path, None, &anon).await.unwrap();
+            assert_eq!(s, status, "{path}: {v}");
+            if !detail.is_empty() {
+                assert_eq!(v["detail"], detail, "{path}");
+            }
+        }
+    };
+    // A role the manifest does not name, including the administrative ones.
+    refused(
+        grant(resident, "teacher", "T1"),
+        403,
+        "plugin probe may grant only volunteer (identity.grant roles), not \"teacher\"",
+    )
+    .await;
+    refused(
+        grant(resident, "site_admin", "T1"),
+        403,
+        "plugin probe may grant only volunteer (identity.grant roles), not \"site_admin\"",
+    )
+    .await;
+    // Only at the call's site or below it.
+    for site in ["T2", "CITY", "NOPE"] {
+        let (s, v) = at_t1
+            .post(&grant(resident, "volunteer", site), None, &anon)
+            .await
+            .unwrap();
+        assert_eq!(s, 403, "{site}: {v}");
+        assert_eq!(
+            v["detail"],
+            format!(
+                "plugin probe may grant roles only at the call's site or below it, not at \"{site}\""
+            )
+        );
+    }
+    // Only for a person the call may see.
+    refused(grant(stranger, "volunteer", "T1"), 404, "").await;
+    // Not from a reading call.
+    let (s, v) = at_t1
+        .get(&grant(resident, "volunteer", "T1"), &anon)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, v["type"].as_str()),
+        (405, Some("urn:lifelong:problem:read-only")),
+        "{v}"
+    );
+    // Not where the site has not granted identity.grant: the version that
+    // asks for it does not serve there at all.
+    k.registry
+        .grant(
+            &crate::system(),
+            "probe",
+            "T1-V1",
+            &["identity.grant".into()],
+            false,
+        )
+        .await
+        .unwrap();
+    let (s, v) = p
+        .at("T1-V1")
+        .post(&grant(resident, "volunteer", "T1-V1"), None, &them)
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "{v}");
+    // And not by a plugin that does not declare it.
+    let undeclared = probe(&k).await.at("T1");
+    let (s, v) = undeclared
+        .post(&grant(resident, "volunteer", "T1"), None, &anon)
+        .await
+        .unwrap();
+    assert_eq!(s, 403);
+    assert_eq!(
+        v["detail"],
+        "plugin probe does not declare the capability identity.grant"
+    );
+    assert_eq!(held(resident).await, [("volunteer".into(), "T1-V1".into())]);
+    assert!(held(stranger).await.is_empty());
+    assert_eq!(grants_audited(&k, resident).await.len(), 1);
+    k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_granted_through_the_kernel_sqlite() {
+    roles_are_granted_through_the_kernel(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_granted_through_the_kernel_postgres() {
+    roles_are_granted_through_the_kernel(TestKernel::postgres().await).await;
+}
+
+/// `identity.grant` names the roles it grants, never an administrative
+/// one: such a manifest is refused at install with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_grant_never_names_an_admin_role() {
+    let k = TestKernel::sqlite().await;
+    let pkg = k.package(plugin_dir("probe")).await;
+    for role in ["site_admin", "city_admin", "pii_reader"] {
+        let text = pkg.manifest_text.replace(
+            "\"accounts.read\"]",
+            &format!("\"accounts.read\", {{ name = \"identity.grant\", roles = [\"volunteer\", \"{role}\"] }}]"),
+        );
+        let e = kernel::plugins::package::Package::new(text, pkg.component.clone())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!("manifest: identity.grant cannot grant \"{role}\"; it grants learner, teacher, volunteer, enterprise_mentor")
+        );
+    }
+    let text = pkg.manifest_text.replace(
+        "\"accounts.read\"]",
+        "{ name = \"accounts.read\", roles = [\"volunteer\"] }]",
+    );
+    let e = kernel::plugins::package::Package::new(text, pkg.component.clone())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "manifest: capability accounts.read takes no roles; only identity.grant names roles"
+    );
+    // Through the registry too, before anything is stored.
+    let bad = pkg.manifest_text.replace(
+        "\"accounts.read\"]",
+        "\"accounts.read\", { name = \"identity.grant\", roles = [\"city_admin\"] }]",
+    );
+    let mut tampered = pkg.clone();
+    tampered.manifest_text = bad;
+    let e = k
+        .registry
+        .install(&crate::system(), &tampered.encode())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("identity.grant cannot grant \"city_admin\""),
+        "{e}"
+    );
+    assert!(k.registry.info("probe").await.is_err(), "nothing installed");
+    k.cleanup().await;
+}
+
+/// Host API 1.2 `accounts.reverse-outcome`: a plugin reverses an outcome it
+/// recorded, by its idempotency key, with a reason, in the call's
+/// transaction, once (a second call returns the first reversal); it needs
+/// `accounts.record` and cannot reach another plugin's entries.
+async fn outcomes_are_reversed_once_by_their_plugin(k: TestKernel) {
+    site_tree(&k, TREE).await;
+    let (learner, _) = person(&k, 1, (1958, 5, 17), kernel::idnumber::Sex::Female, "T1-V1").await;
+    let pkg = k.package(plugin_dir("probe")).await;
+    let p = k.install(&pkg).await.at("T1");
+    k.enable("probe", "T1").await;
+    let anon = k.anonymous();
+    let (s, v) = p
+        .post(
+            &format!("/outcomes/{learner}"),
+            Some(json!({"key": "k1"})),
+            &anon,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let original = v["entry"].as_i64().unwrap();
+    let reverse = |body: serde_json::Value| {
+        let p = p.clone();
+        let anon = anon.clone();
+        async move { p.post("/reversals", Some(body), &anon).await.unwrap() }
+    };
+    // A reason is needed; an unknown key is not found; a GET cannot.
+    let (s, v) = reverse(json!({"key": "k1", "reason": " "})).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (400, Some("reason: must be 1-500 characters"))
+    );
+    let (s, _) = reverse(json!({"key": "nope", "reason": "r"})).await;
+    assert_eq!(s, 404);
+    let (s, v) = p.get("/reversals", &anon).await.unwrap();
+    assert_eq!(s, 405, "{v}");
+    // A call that fails after reversing reverses nothing.
+    let err = p
+        .post(
+            "/reversals?trap",
+            Some(json!({"key": "k1", "reason": "r"})),
+            &anon,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, FailureKind::Panic);
+    assert_eq!(entries(&k, learner).await, 1);
+
+    let (s, first) = reverse(json!({"key": "k1", "reason": "recorded twice by mistake"})).await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["replayed"], false);
+    let reversal = first["entry"].as_i64().unwrap();
+    assert_ne!(reversal, original);
+    let (s, again) = reverse(json!({"key": "k1", "reason": "once more"})).await;
+    assert_eq!(
+        (s, &again["replayed"], &again["entry"]),
+        (200, &json!(true), &first["entry"]),
+        "the first reversal, nothing new"
+    );
+    assert_eq!(entries(&k, learner).await, 2);
+    let st = kernel::accounts::ledger::statement(&k.kernel, &crate::system(), learner, 0, 10)
+        .await
+        .unwrap();
+    let rev = st.entries.iter().find(|e| e.id == reversal).unwrap();
+    assert_eq!(rev.quantity, -24.0);
+    assert_eq!(rev.origin, "plugin:probe");
+    assert!(
+        rev.title.contains("recorded twice by mistake"),
+        "{}",
+        rev.title
+    );
+    assert_eq!(st.entries.iter().map(|e| e.quantity).sum::<f64>(), 0.0);
+    // A reversal is not itself reversed.
+    let (s, v) = reverse(json!({"key": "k1/reversal", "reason": "r"})).await;
+    assert_eq!(
+        (s, v["detail"].as_str()),
+        (400, Some("entry: a reversal cannot itself be reversed"))
+    );
+
+    // Another plugin, with accounts.record, cannot reach probe's key.
+    let (s, v) = p
+        .post(
+            &format!("/outcomes/{learner}"),
+            Some(json!({"key": "k2"})),
+            &anon,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let twin = k
+        .install(&crate::variant(&pkg, |t| {
+            t.replacen("id = \"probe\"", "id = \"probe-twin\"", 1)
+        }))
+        .await
+        .at("T1");
+    k.enable("probe-twin", "T1").await;
+    let (s, v) = twin
+        .post(
+            "/reversals",
+            Some(json!({"key": "k2", "reason": "not mine"})),
+            &anon,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(
+        v["detail"],
+        "no ledger entry recorded by plugin:probe-twin under \"k2\""
+    );
+    // And without accounts.record, nothing at all.
+    let unrecorded = k
+        .install(&crate::variant(&pkg, |t| {
+            t.replacen("id = \"probe\"", "id = \"probe-reader\"", 1)
+                .replace("\"accounts.record\", ", "")
+        }))
+        .await
+        .at("T1");
+    k.enable("probe-reader", "T1").await;
+    let (s, v) = unrecorded
+        .post(
+            "/reversals",
+            Some(json!({"key": "k2", "reason": "r"})),
+            &anon,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(
+        v["detail"],
+        "plugin probe-reader does not declare the capability accounts.record"
+    );
+    assert_eq!(entries(&k, learner).await, 3);
+    let report = kernel::accounts::ledger::verify(&k.kernel.db, 2)
+        .await
+        .unwrap();
+    assert!(report.broken.is_empty(), "{:?}", report.broken);
+    k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_reversed_once_by_their_plugin_sqlite() {
+    outcomes_are_reversed_once_by_their_plugin(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_reversed_once_by_their_plugin_postgres() {
+    outcomes_are_reversed_once_by_their_plugin(TestKernel::postgres().await).await;
+}

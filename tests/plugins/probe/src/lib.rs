@@ -74,6 +74,10 @@ impl Plugin for Probe {
                 NOTES.insert(&[("topic", Value::Text("outcome".into())), ("body", Value::Text("noted".into())), ("at", Value::Integer(1))])?;
                 Response::json(200, &serde_json::json!({ "entry": r.entry_id, "replayed": r.replayed }))
             })
+            .post("/grants/{person}/{role}/at/{site}", grant_role)
+            .get("/grants/{person}/{role}/at/{site}", grant_role)
+            .post("/reversals", reverse_outcome)
+            .get("/reversals", reverse_outcome)
             .get("/sites/{code}", |req| {
                 let site = lifelong_sdk::sites::get(req.param("code")).map_err(lifelong_sdk::Error::from)?;
                 let kids = lifelong_sdk::sites::children(req.param("code")).map_err(lifelong_sdk::Error::from)?;
@@ -222,6 +226,40 @@ impl Plugin for Probe {
                 Response::json(200, &serde_json::json!({}))
             })
     }
+}
+
+/// Host API 1.2: grant a role (the route is served for GET too, which
+/// the kernel must refuse as read-only).
+fn grant_role(req: &lifelong_sdk::Request) -> lifelong_sdk::Result<Response> {
+    let granted = lifelong_sdk::identity::grant_role(
+        req.param_i64("person")?,
+        req.param("role"),
+        req.param("site"),
+    )
+    .map_err(lifelong_sdk::Error::from)?;
+    Response::json(200, &serde_json::json!({ "granted": granted }))
+}
+
+/// Host API 1.2: reverse this plugin's outcome recorded under `key`
+/// (`?trap` panics once the kernel has answered).
+fn reverse_outcome(req: &lifelong_sdk::Request) -> lifelong_sdk::Result<Response> {
+    let b: serde_json::Value = if req.body.is_empty() {
+        serde_json::json!({})
+    } else {
+        req.json()?
+    };
+    let r = lifelong_sdk::accounts::reverse_outcome(
+        b["key"].as_str().unwrap_or_default(),
+        b["reason"].as_str().unwrap_or_default(),
+    );
+    if req.query.contains("trap") {
+        panic!("trapping after reversing an outcome");
+    }
+    let r = r.map_err(lifelong_sdk::Error::from)?;
+    Response::json(
+        200,
+        &serde_json::json!({ "entry": r.entry_id, "credits": r.credits, "replayed": r.replayed }),
+    )
 }
 
 fn receipts() -> lifelong_sdk::Result<Response> {
