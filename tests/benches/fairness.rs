@@ -125,6 +125,7 @@ async fn main() {
         RuntimeLimits {
             max_concurrent_calls: 1024,
             cpu_share: 1024,
+            node_cpu_slices: 1024,
             ..Default::default()
         },
     )

@@ -49,9 +49,12 @@ pub struct CallState {
     tx_slots: Arc<tokio::sync::Semaphore>,
     /// This plugin's fair share on this node.
     pub(super) share: Arc<Share>,
-    /// The guest slice this call holds, once it has run past one epoch tick
-    /// (see [`Share::cpu`]); shared with the yield future that replaces it.
-    pub(super) cpu: Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>,
+    /// The guest slice this call holds (its plugin's and the node's), once
+    /// it has run past one epoch tick (see [`Share::cpu`]); shared with the
+    /// yield future that replaces it.
+    pub(super) cpu: Arc<std::sync::Mutex<Option<[tokio::sync::OwnedSemaphorePermit; 2]>>>,
+    /// The node's guest slices (see `Shared::cpu_slots`).
+    pub(super) cpu_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// What every loaded version of one plugin shares on a node: its fair share
@@ -147,6 +150,10 @@ pub(super) struct Shared {
     pub tx_slots: Arc<tokio::sync::Semaphore>,
     /// The plugin's fair share on this node (shared by its versions).
     pub share: Arc<Share>,
+    /// Guest slices of the whole node: one fewer than the cores (at least
+    /// one), so guest code that runs past a tick never occupies every
+    /// worker thread, whatever the number of plugins doing it.
+    pub cpu_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Wait for this plugin's share, then for a slot of the whole runtime.
@@ -275,6 +282,7 @@ impl CallState {
             tx_slots: shared.tx_slots.clone(),
             share: shared.share.clone(),
             cpu: Default::default(),
+            cpu_slots: shared.cpu_slots.clone(),
         }
     }
 

@@ -69,6 +69,8 @@ pub struct RuntimeLimits {
     pub queue_wait: Duration,
     /// Guest slices of one plugin executing at once (see `call::Share::cpu`).
     pub cpu_share: usize,
+    /// Guest slices of all plugins executing at once on the node.
+    pub node_cpu_slices: usize,
 }
 
 impl Default for RuntimeLimits {
@@ -94,6 +96,10 @@ impl Default for RuntimeLimits {
             // Half the cores: a plugin whose calls spin can keep at most
             // that many worker threads busy.
             cpu_share: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            // One core fewer than the machine has: a worker thread is always
+            // left for short calls and I/O.
+            node_cpu_slices: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
         }
     }
 }
@@ -107,6 +113,8 @@ pub struct Runtime {
     subscriptions: Subscriptions,
     obs: Observatory,
     tx_slots: Arc<tokio::sync::Semaphore>,
+    /// The node's guest slices (see `call::Shared::cpu_slots`).
+    cpu_slots: Arc<tokio::sync::Semaphore>,
     /// Each plugin's fair share on this node, by plugin id (shared by its
     /// loaded versions, so an upgrade does not double a plugin's share).
     shares: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Share>>>>,
@@ -176,6 +184,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
         let slots = limits.max_open_transactions.max(1);
+        let node_slices = limits.node_cpu_slices.max(1);
         let stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -196,6 +205,7 @@ impl Runtime {
             subscriptions: Subscriptions::default(),
             obs: Observatory::default(),
             tx_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            cpu_slots: Arc::new(tokio::sync::Semaphore::new(node_slices)),
             shares: Arc::default(),
             _ticker: Arc::new(Ticker(stop)),
         })
@@ -363,6 +373,7 @@ impl Runtime {
                 obs: self.obs.clone(),
                 tx_slots: self.tx_slots.clone(),
                 share,
+                cpu_slots: self.cpu_slots.clone(),
             },
             tables,
             manifest,
@@ -552,16 +563,27 @@ impl Loaded {
             // Guest code has run through a tick: give back this plugin's
             // guest slice, go to the back of the executor's queue, and wait
             // for a slice again (FIFO among this plugin's busy calls).
+            // The plugin's slice first, so each plugin has at most
+            // `cpu_share` calls queued for the node's slices.
             let state = ctx.data();
-            let (cell, cpu) = (state.cpu.clone(), state.share.cpu.clone());
+            let (cell, own, node) = (
+                state.cpu.clone(),
+                state.share.cpu.clone(),
+                state.cpu_slots.clone(),
+            );
             Ok(wasmtime::UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(async move {
                     let held = cell.lock().unwrap_or_else(|e| e.into_inner()).take();
                     drop(held);
                     tokio::task::yield_now().await;
-                    let slice = cpu.acquire_owned().await.ok();
-                    *cell.lock().unwrap_or_else(|e| e.into_inner()) = slice;
+                    let Ok(own) = own.acquire_owned().await else {
+                        return;
+                    };
+                    let Ok(node) = node.acquire_owned().await else {
+                        return;
+                    };
+                    *cell.lock().unwrap_or_else(|e| e.into_inner()) = Some([own, node]);
                 }),
             ))
         });
