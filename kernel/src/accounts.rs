@@ -2,11 +2,14 @@
 //!
 //! An account belongs to one person and moves `open → active → frozen`
 //! (and back to `active`). Its ledger (`accounts/ledger.rs`) records learning
-//! outcomes; recognition rules (`accounts/rules.rs`) convert them to credits.
+//! outcomes; recognition rules (`accounts/rules.rs`) convert them to credits;
+//! conversion standards (`accounts/conversion.rs`) turn outcomes of one kind
+//! into another.
 //!
 //! Access: the owner and admins over the owner's home site read an account;
 //! the owner or an admin activates it; only admins freeze and unfreeze.
 
+pub mod conversion;
 pub mod ledger;
 pub mod rules;
 mod verify;

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "api/accounts.rs"]
 mod accounts;
+#[path = "api/conversions.rs"]
+mod conversions;
 #[path = "api/limits.rs"]
 mod limits;
 #[path = "api/persons.rs"]

@@ -198,7 +198,7 @@ pub(super) fn stored(r: &AnyRow) -> Result<Stored, sqlx::Error> {
 }
 
 impl Stored {
-    fn public(&self) -> Entry {
+    pub(super) fn public(&self) -> Entry {
         Entry {
             id: self.id,
             account_id: self.account_id,
@@ -317,26 +317,28 @@ impl Hashed<'_> {
 }
 
 /// A validated request, independent of the current state.
-struct Request {
-    account_person: i64,
-    kind: String,
-    title: String,
-    quantity_milli: i64,
-    unit: String,
-    occurred_on: String,
-    source_site_id: Option<i64>,
-    issuer: Option<String>,
-    reference: Option<String>,
-    evidence: Option<String>,
-    rule: Option<String>,
-    idempotency_key: String,
-    reverses: Option<i64>,
+pub(super) struct Request {
+    pub(super) account_person: i64,
+    pub(super) kind: String,
+    pub(super) title: String,
+    pub(super) quantity_milli: i64,
+    pub(super) unit: String,
+    pub(super) occurred_on: String,
+    pub(super) source_site_id: Option<i64>,
+    pub(super) issuer: Option<String>,
+    pub(super) reference: Option<String>,
+    pub(super) evidence: Option<String>,
+    pub(super) rule: Option<String>,
+    pub(super) idempotency_key: String,
+    pub(super) reverses: Option<i64>,
     /// Credits fixed by the caller instead of a rule (a reversal negates the original's).
-    credits: Option<i64>,
+    pub(super) credits: Option<i64>,
+    /// The standard (code, version) behind fixed credits: a conversion's.
+    pub(super) standard: Option<(String, i64)>,
 }
 
 impl Request {
-    fn content_hash(&self) -> Vec<u8> {
+    pub(super) fn content_hash(&self) -> Vec<u8> {
         let v = serde_json::json!([
             self.account_person,
             self.kind,
@@ -465,6 +467,7 @@ async fn validate(k: &Kernel, actor: &Actor, n: NewEntry) -> Result<(Request, St
         idempotency_key: n.idempotency_key,
         reverses: None,
         credits: None,
+        standard: None,
     };
     Ok((req, site.path))
 }
@@ -530,6 +533,7 @@ pub async fn reverse(
         idempotency_key: idempotency_key.to_string(),
         reverses: Some(original.id),
         credits: Some(-original.credits_milli),
+        standard: None,
     };
     append(
         k,
@@ -604,6 +608,7 @@ pub async fn reverse_in(
         idempotency_key: format!("{idempotency_key}/reversal"),
         reverses: Some(original.id),
         credits: Some(-original.credits_milli),
+        standard: None,
     };
     let content_hash = req.content_hash();
     match append_in(tx, actor, origin, &req, &content_hash, site_path.as_deref()).await {
@@ -647,7 +652,7 @@ async fn append(
     }
 }
 
-enum AppendError {
+pub(super) enum AppendError {
     KeyTaken,
     Other(Error),
 }
@@ -658,7 +663,7 @@ impl<E: Into<Error>> From<E> for AppendError {
     }
 }
 
-async fn existing(
+pub(super) async fn existing(
     db: Option<&Db>,
     origin: &str,
     key: &str,
@@ -698,7 +703,7 @@ async fn append_once(
 }
 
 /// Append in `tx` (which the caller commits).
-async fn append_in(
+pub(super) async fn append_in(
     tx: &mut Tx,
     actor: &Actor,
     origin: &str,
@@ -740,7 +745,10 @@ async fn append_in(
         .into());
     }
     let (credits_milli, rule_code, rule_version) = match (req.credits, &req.rule) {
-        (Some(c), _) => (c, None, None),
+        (Some(c), _) => match &req.standard {
+            Some((code, version)) => (c, Some(code.clone()), Some(*version)),
+            None => (c, None, None),
+        },
         (None, Some(code)) => {
             let rule = rules::effective(tx, code, &req.occurred_on).await?;
             if rule.outcome_kind != req.kind {
@@ -762,6 +770,9 @@ async fn append_in(
         (None, None) if req.kind == "academic_credit" => (req.quantity_milli, None, None),
         (None, None) => (0, None, None),
     };
+    if let Some(original) = req.reverses {
+        super::conversion::refuse_if_consumed(tx, original).await?;
+    }
     let mut entry = Stored {
         id: 0,
         account_id,
@@ -803,6 +814,9 @@ async fn append_in(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(original) = req.reverses {
+        super::conversion::release(tx, original, entry.id).await?;
+    }
     sqlx::query("UPDATE accounts SET entry_count = $1, head_hash = $2 WHERE id = $3")
         .bind(entry.seq)
         .bind(entry.entry_hash.clone())

@@ -1,9 +1,10 @@
-//! Account, ledger and recognition-rule routes.
+//! Account, ledger, recognition-rule and conversion-standard routes.
 
 use super::error::ApiResult;
 use super::extract::{Auth, Json, Query};
 use super::page;
 use super::AppState;
+use crate::accounts::conversion::{self, NewConversion, NewStandard, Standard};
 use crate::accounts::ledger::{self, Entry, NewEntry, Recorded, Statement};
 use crate::accounts::rules::{self, NewRule, Rule};
 use crate::accounts::{self, Account};
@@ -21,6 +22,11 @@ pub fn router() -> Router<AppState> {
         .route("/ledger/entries", post(record))
         .route("/ledger/entries/{id}/reverse", post(reverse))
         .route("/rules", get(list_rules).post(publish_rule))
+        .route("/ledger/conversions", post(convert))
+        .route(
+            "/conversion-standards",
+            get(list_standards).post(publish_standard),
+        )
 }
 
 async fn account(
@@ -116,5 +122,33 @@ async fn publish_rule(
     Ok((
         StatusCode::CREATED,
         axum::Json(rules::publish(&s.kernel, &actor, n).await?),
+    ))
+}
+
+async fn convert(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Json(n): Json<NewConversion>,
+) -> ApiResult<(StatusCode, axum::Json<Entry>)> {
+    Ok(created(
+        conversion::convert(&s.kernel, &actor, "kernel", n).await?,
+    ))
+}
+
+async fn list_standards(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+) -> ApiResult<axum::Json<Vec<Standard>>> {
+    Ok(axum::Json(conversion::list(&s.kernel, &actor).await?))
+}
+
+async fn publish_standard(
+    State(s): State<AppState>,
+    Auth(actor, _): Auth,
+    Json(n): Json<NewStandard>,
+) -> ApiResult<(StatusCode, axum::Json<Standard>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(conversion::publish(&s.kernel, &actor, n).await?),
     ))
 }

@@ -141,6 +141,24 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     ),
     ("get", "/rules", "Recognition rules, every version", true),
     ("post", "/rules", "Publish a new rule version", true),
+    (
+        "post",
+        "/ledger/conversions",
+        "Convert outcomes under a conversion standard (idempotent)",
+        true,
+    ),
+    (
+        "get",
+        "/conversion-standards",
+        "Conversion standards, every version (admins)",
+        true,
+    ),
+    (
+        "post",
+        "/conversion-standards",
+        "Publish a new conversion-standard version (city admins)",
+        true,
+    ),
     ("get", "/audit", "The audit log of a subtree, by time", true),
     ("get", "/openapi.json", "This document", false),
     (

@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0004_plugin_callers.sql"),
         postgres: include_str!("../../../migrations/postgres/0004_plugin_callers.sql"),
     },
+    Migration {
+        name: "0005_conversions",
+        sqlite: include_str!("../../../migrations/sqlite/0005_conversions.sql"),
+        postgres: include_str!("../../../migrations/postgres/0005_conversions.sql"),
+    },
 ];
 
 /// What `migrate` did.
