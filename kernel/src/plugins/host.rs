@@ -515,6 +515,13 @@ impl waccounts::Host for CallState {
     ) -> wasmtime::Result<Result<waccounts::Recorded, types::Error>> {
         self.reverse_own_outcome(idempotency_key, reason).await
     }
+
+    async fn convert(
+        &mut self,
+        c: waccounts::Conversion,
+    ) -> wasmtime::Result<Result<waccounts::Converted, types::Error>> {
+        self.convert_outcomes(c).await
+    }
 }
 
 impl CallState {
@@ -806,6 +813,56 @@ impl CallState {
             .map(|(e, how)| waccounts::Recorded {
                 entry_id: e.id,
                 credits: e.credits,
+                replayed: how == crate::accounts::ledger::Recorded::Replayed,
+            });
+        self.kernel_result(r)
+    }
+}
+
+// ------------------------------------------------------------ since 1.3.0
+
+impl CallState {
+    /// `accounts.convert`: a conversion under a published standard, for a
+    /// person the call may see, at the call's site, in the call's
+    /// transaction (`accounts/conversion.rs` keeps every source consumed
+    /// at most as far as the standard allows).
+    async fn convert_outcomes(
+        &mut self,
+        c: waccounts::Conversion,
+    ) -> wasmtime::Result<Result<waccounts::Converted, types::Error>> {
+        if let Err(e) = self.capable("accounts.convert") {
+            return Ok(Err(e));
+        }
+        if let Err(e) = self.writable("convert") {
+            return Ok(Err(e));
+        }
+        if self.site.is_empty() {
+            return Ok(Err(types::Error::Invalid(
+                "a conversion is made at a site; this call has none".into(),
+            )));
+        }
+        let k = self.kernel()?;
+        if let Err(e) = in_view(&k, self.whom(), c.person_id).await {
+            return self.kernel_result(Err(e));
+        }
+        let origin = format!("plugin:{}", self.manifest.id);
+        let actor = crate::authz::Actor::System("plugin");
+        let n = crate::accounts::conversion::NewConversion {
+            person_id: c.person_id,
+            standard: c.standard,
+            sources: c.sources,
+            source_site: self.site.clone(),
+            idempotency_key: c.idempotency_key,
+        };
+        let tx = self.tx().await?;
+        let r = crate::accounts::conversion::convert_in(tx, &k, &actor, &origin, n)
+            .await
+            .map(|(e, how)| waccounts::Converted {
+                entry_id: e.id,
+                kind: e.kind,
+                quantity: e.quantity,
+                credits: e.credits,
+                standard_version: e.rule_version.unwrap_or_default(),
                 replayed: how == crate::accounts::ledger::Recorded::Replayed,
             });
         self.kernel_result(r)

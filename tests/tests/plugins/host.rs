@@ -1027,3 +1027,121 @@ async fn outcomes_are_reversed_once_by_their_plugin_sqlite() {
 async fn outcomes_are_reversed_once_by_their_plugin_postgres() {
     outcomes_are_reversed_once_by_their_plugin(TestKernel::postgres().await).await;
 }
+
+/// Host API 1.3 `accounts.convert`: a plugin with `accounts.convert` asks
+/// the credit bank to convert outcomes of a person it may see under a
+/// published standard, in the call's transaction; the kernel consumes each
+/// source once (a second use is a conflict), a replayed key converts once,
+/// and reversing the conversion by its key releases the sources.
+async fn outcomes_are_converted_under_published_standards(k: TestKernel) {
+    site_tree(&k, TREE).await;
+    let (learner, _) = person(&k, 1, (1990, 5, 17), kernel::idnumber::Sex::Female, "T1-V1").await;
+    let (stranger, _) = person(&k, 2, (1991, 6, 18), kernel::idnumber::Sex::Male, "T2").await;
+    let standard = serde_json::from_value(json!({
+        "code": "cert-pair", "name": "两证换学分", "cardinality": "n:1", "sources": 2,
+        "source_kind": "skill_certificate", "target_kind": "academic_credit",
+        "target_quantity": 4, "valid_from": "2025-01-01"
+    }))
+    .unwrap();
+    kernel::accounts::conversion::publish(&k.kernel, &crate::system(), standard)
+        .await
+        .unwrap();
+    let pkg = k.package(plugin_dir("probe")).await;
+    let p = k
+        .install(&crate::variant(&pkg, |t| {
+            t.replacen(
+                "\"accounts.read\"]",
+                "\"accounts.read\", \"accounts.convert\"]",
+                1,
+            )
+        }))
+        .await
+        .at("T1");
+    k.enable("probe", "T1").await;
+    let anon = k.anonymous();
+    let mut certs = Vec::new();
+    for key in ["c1", "c2", "c3"] {
+        let body = json!({"key": key, "kind": "skill_certificate", "quantity": 1});
+        let (s, v) = p
+            .post(&format!("/outcomes/{learner}"), Some(body), &anon)
+            .await
+            .unwrap();
+        assert_eq!(s, 200, "{v}");
+        certs.push(v["entry"].as_i64().unwrap());
+    }
+    let convert = |sources: Vec<i64>, key: &str, whom: i64| {
+        let (p, anon) = (p.clone(), anon.clone());
+        let body = json!({"person": whom, "standard": "cert-pair", "sources": sources, "key": key});
+        async move { p.post("/conversions", Some(body), &anon).await.unwrap() }
+    };
+    let (s, first) = convert(vec![certs[0], certs[1]], "conv-1", learner).await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(
+        (
+            &first["kind"],
+            &first["quantity"],
+            &first["credits"],
+            &first["version"],
+            &first["replayed"]
+        ),
+        (
+            &json!("academic_credit"),
+            &json!(4.0),
+            &json!(4.0),
+            &json!(1),
+            &json!(false)
+        )
+    );
+    let (s, again) = convert(vec![certs[0], certs[1]], "conv-1", learner).await;
+    assert_eq!(
+        (s, &again["entry"], &again["replayed"]),
+        (200, &first["entry"], &json!(true))
+    );
+    let (s, v) = convert(vec![certs[0], certs[2]], "conv-2", learner).await;
+    assert_eq!(s, 409, "{v}");
+    // Someone the call may not see is not found.
+    let (s, v) = convert(vec![certs[0], certs[2]], "conv-x", stranger).await;
+    assert_eq!(s, 404, "{v}");
+    // Reversing the conversion by its key releases both certificates.
+    let (s, v) = p
+        .post(
+            "/reversals",
+            Some(json!({"key": "conv-1", "reason": "wrong speciality"})),
+            &anon,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = convert(vec![certs[0], certs[2]], "conv-3", learner).await;
+    assert_eq!(s, 200, "{v}");
+    let st = kernel::accounts::ledger::statement(&k.kernel, &crate::system(), learner, 0, 20)
+        .await
+        .unwrap();
+    assert_eq!(st.total_credits, 4.0);
+    // Without accounts.convert, nothing.
+    let plain = k
+        .install(&crate::variant(&pkg, |t| {
+            t.replacen("id = \"probe\"", "id = \"probe-plain\"", 1)
+        }))
+        .await
+        .at("T1");
+    k.enable("probe-plain", "T1").await;
+    let body = json!({"person": learner, "standard": "cert-pair", "sources": [certs[1], certs[2]], "key": "p"});
+    let (s, v) = plain.post("/conversions", Some(body), &anon).await.unwrap();
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(
+        v["detail"],
+        "plugin probe-plain does not declare the capability accounts.convert"
+    );
+    k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_converted_under_published_standards_sqlite() {
+    outcomes_are_converted_under_published_standards(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_converted_under_published_standards_postgres() {
+    outcomes_are_converted_under_published_standards(TestKernel::postgres().await).await;
+}

@@ -77,6 +77,7 @@ impl Plugin for Probe {
             .post("/grants/{person}/{role}/at/{site}", grant_role)
             .get("/grants/{person}/{role}/at/{site}", grant_role)
             .post("/reversals", reverse_outcome)
+            .post("/conversions", convert_outcomes)
             .get("/reversals", reverse_outcome)
             .get("/sites/{code}", |req| {
                 let site = lifelong_sdk::sites::get(req.param("code")).map_err(lifelong_sdk::Error::from)?;
@@ -259,6 +260,29 @@ fn reverse_outcome(req: &lifelong_sdk::Request) -> lifelong_sdk::Result<Response
     Response::json(
         200,
         &serde_json::json!({ "entry": r.entry_id, "credits": r.credits, "replayed": r.replayed }),
+    )
+}
+
+/// Host API 1.3: convert the entries `sources` of `person` under
+/// `standard`, keyed by `key`.
+fn convert_outcomes(req: &lifelong_sdk::Request) -> lifelong_sdk::Result<Response> {
+    let b: serde_json::Value = req.json()?;
+    let c = lifelong_sdk::accounts::convert(&lifelong_sdk::accounts::Conversion {
+        person_id: b["person"].as_i64().unwrap_or_default(),
+        standard: b["standard"].as_str().unwrap_or_default().into(),
+        sources: b["sources"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
+            .unwrap_or_default(),
+        idempotency_key: b["key"].as_str().unwrap_or_default().into(),
+    })
+    .map_err(lifelong_sdk::Error::from)?;
+    Response::json(
+        200,
+        &serde_json::json!({
+            "entry": c.entry_id, "kind": c.kind, "quantity": c.quantity, "credits": c.credits,
+            "version": c.standard_version, "replayed": c.replayed
+        }),
     )
 }
 
