@@ -351,6 +351,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(None) => {}
                     Err(e) => eprintln!("warning: the volunteers demo was not built: {e:#}"),
                 }
+                match crate::demo::worker::seed(&registry).await {
+                    Ok(Some(line)) => println!("  {line}"),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("warning: the worker-education demo was not built: {e:#}"),
+                }
             }
             if !no_serve {
                 serve(&cfg, k).await?;

@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 
 pub mod elder;
 pub mod volunteers;
+pub mod worker;
 
 /// The demo city admin's login and password (printed by `lifelong demo`).
 pub const DEMO_ADMIN: (&str, &str) = ("admin", "lifelong-demo");
