@@ -42,6 +42,7 @@ pub(crate) fn issue_proof(req: &Request) -> Result<Response> {
     )?;
     let mut by_period: std::collections::BTreeMap<(String, String), i64> = Default::default();
     let mut total = 0;
+    let mut entries = Vec::new();
     for r in &rows {
         let day = time::date_at(int(r, "check_in"));
         if !sites.iter().any(|s| s == text(r, "site"))
@@ -54,6 +55,7 @@ pub(crate) fn issue_proof(req: &Request) -> Result<Response> {
             .entry((text(r, "month").to_string(), text(r, "content").to_string()))
             .or_default() += int(r, "minutes");
         total += int(r, "minutes");
+        entries.push(int(r, "id").to_string());
     }
     if total == 0 {
         return Err(Error::conflict(format!(
@@ -92,18 +94,38 @@ pub(crate) fn issue_proof(req: &Request) -> Result<Response> {
         ("site", t(&req.site)),
         ("issued_on", t(&on)),
         ("body", t(&body.to_string())),
+        ("entries", t(&entries.join(","))),
     ])?;
     Response::json(201, &body)
 }
 
+/// The proof as issued, with what has happened to its hours since: the
+/// hours of certified entries reversed after issue, and whether all still
+/// stand (`current`).
 fn proof(number: &str) -> Result<serde_json::Value> {
     let r = PROOFS
         .get(&[t(number)])?
         .ok_or_else(|| Error::not_found(format!("no service proof {number}: it is not genuine")))?;
-    Ok(serde_json::from_str(text(&r, "body"))?)
+    let mut p: serde_json::Value = serde_json::from_str(text(&r, "body"))?;
+    let mut reversed = 0;
+    for id in opt_text(&r, "entries")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.parse::<i64>().ok())
+    {
+        if let Some(h) = HOURS.get(&[i(id)])? {
+            if text(&h, "status") == "reversed" {
+                reversed += int(&h, "minutes");
+            }
+        }
+    }
+    p["hours_reversed_since"] = json!(reversed as f64 / 60.0);
+    p["current"] = json!(reversed == 0);
+    Ok(p)
 }
 
-/// Anyone with the certificate number checks it is genuine.
+/// Anyone with the certificate number checks it is genuine (and whether
+/// any of its hours have been reversed since it was issued).
 pub(crate) fn proof_view(req: &Request) -> Result<Response> {
     let mut p = proof(req.param("number"))?;
     p["genuine"] = json!(true);
@@ -143,7 +165,7 @@ td,th{{border:1px solid #444;padding:.3em}}.n{{text-align:right}}@media print{{b
 <h1>志愿服务证明</h1><p>证书编号：{cert}</p><p>志愿者：{name}（志愿者编号 {number}）</p>\
 <table><tr><th>期间</th><th>服务内容</th><th>时长（小时）</th></tr>{rows}\
 <tr><th colspan=2>合计</th><th class=n>{total:.1}</th></tr></table>\
-<p>出具单位：{site}（{code}）　经办人：{coord}　出具日期：{on}</p>\
+<p>出具单位：{site}（{code}）　经办人：{coord}　出具日期：{on}</p>{reversed}\
 <p class=noprint>凭证书编号可查验真伪：GET /api/v1/plugins/volunteers/proofs/{cert}</p></html>",
         cert = s(&p["certificate_number"]),
         name = s(&p["volunteer"]["name"]),
@@ -153,6 +175,10 @@ td,th{{border:1px solid #444;padding:.3em}}.n{{text-align:right}}@media print{{b
         code = s(&p["issuing_site"]["code"]),
         coord = s(&p["coordinator"]),
         on = s(&p["issued_on"]),
+        reversed = match p["hours_reversed_since"].as_f64() {
+            Some(h) if h > 0.0 => format!("<p><strong>注意：本证明所载时长中 {h:.1} 小时已于出具后撤销。</strong></p>"),
+            _ => String::new(),
+        },
     );
     Ok(Response {
         status: 200,

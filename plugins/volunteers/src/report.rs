@@ -9,7 +9,8 @@ pub(crate) fn report(req: &Request) -> Result<Response> {
     staff(req)?;
     let thresholds = registry::thresholds()?;
     let on = today();
-    // Active: verified hours in the last twelve months.
+    // Active: verified hours in the last twelve months, this one included
+    // (months after this month last year).
     let since = time::add_years(&on, -1).unwrap_or_default()[..7].to_string();
     let (mut registered, mut needs_open, mut needs_filled) = (0i64, 0i64, 0i64);
     let mut tiers = [0i64; 6];
@@ -45,7 +46,7 @@ pub(crate) fn report(req: &Request) -> Result<Response> {
             vec![
                 eq("site", t(&code)),
                 eq("status", t("verified")),
-                cmp("month", Op::Ge, t(&since)),
+                cmp("month", Op::Gt, t(&since)),
             ],
             vec![],
         )? {

@@ -1,9 +1,10 @@
 //! Sign-up and attendance: applied → confirmed → attended / no-show /
 //! cancelled / rejected. Confirmed places never exceed the number wanted
 //! (one conditional update on the need's counter); requirements are checked
-//! at sign-up; nobody holds two confirmed shifts that overlap. A public
-//! need with `auto_confirm` confirms sign-ups while places are free (the
-//! rest wait as applied); otherwise coordinators confirm or reject.
+//! at sign-up; nobody holds two confirmed (or attended) shifts that
+//! overlap. A public need with `auto_confirm` confirms sign-ups while
+//! places are free (the rest wait as applied); otherwise coordinators
+//! confirm or reject.
 
 use crate::*;
 use lifelong_sdk::tables::{cmp, cmp_columns, Op};
@@ -62,27 +63,30 @@ pub(crate) fn check_requirements(person: i64, need: &Row, on: &str) -> Result<Ro
     Ok(v)
 }
 
-/// Refuse if `person` holds a confirmed fixed shift overlapping [starts, ends).
+/// Refuse if `person` holds a fixed shift overlapping [starts, ends): one
+/// confirmed, or one already served (attended) — checking in and out does
+/// not give its time back.
 fn check_overlap(person: i64, starts: i64, ends: i64, except: Option<i64>) -> Result<()> {
-    let held = all(
-        SIGNUPS,
-        vec![
-            eq("person_id", i(person)),
-            eq("status", t("confirmed")),
-            cmp("starts_at", Op::Lt, i(ends)),
-        ],
-        vec![],
-    )?;
-    if let Some(r) = held
-        .iter()
-        .find(|r| flag(r, "fixed") && int(r, "ends_at") > starts && Some(int(r, "id")) != except)
-    {
-        return Err(Error::conflict(format!(
-            "this shift overlaps the confirmed shift of need {} ({} to {})",
-            int(r, "need_id"),
-            time::fmt_at(int(r, "starts_at")),
-            time::fmt_at(int(r, "ends_at"))
-        )));
+    for status in ["confirmed", "attended"] {
+        let held = all(
+            SIGNUPS,
+            vec![
+                eq("person_id", i(person)),
+                eq("status", t(status)),
+                cmp("starts_at", Op::Lt, i(ends)),
+            ],
+            vec![],
+        )?;
+        if let Some(r) = held.iter().find(|r| {
+            flag(r, "fixed") && int(r, "ends_at") > starts && Some(int(r, "id")) != except
+        }) {
+            return Err(Error::conflict(format!(
+                "this shift overlaps the {status} shift of need {} ({} to {})",
+                int(r, "need_id"),
+                time::fmt_at(int(r, "starts_at")),
+                time::fmt_at(int(r, "ends_at"))
+            )));
+        }
     }
     Ok(())
 }
