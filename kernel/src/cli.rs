@@ -356,6 +356,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(None) => {}
                     Err(e) => eprintln!("warning: the worker-education demo was not built: {e:#}"),
                 }
+                match crate::demo::dual::seed(&registry).await {
+                    Ok(Some(line)) => println!("  {line}"),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("warning: the dual-track demo was not built: {e:#}"),
+                }
             }
             if !no_serve {
                 serve(&cfg, k).await?;
