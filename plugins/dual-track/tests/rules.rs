@@ -3,7 +3,8 @@
 //! school, qualified mentors, signatures before practice, module records by
 //! the right people only (not a mentor of another enterprise), committee
 //! sides, waivers with evidence, no completion with an item missing,
-//! completion into the credit bank once with the conversion, a standard
+//! completion into the credit bank once with the conversion (also when
+//! eight completions race), a standard
 //! change that leaves earlier agreements on their version, reports.
 
 mod common;
@@ -65,6 +66,22 @@ async fn places_and_mentors(c: &City) -> i64 {
             .await;
         assert_eq!(s, 409, "{v}");
     }
+    // A lapsed qualification: the mentor cannot be assigned until renewed.
+    let lapsed = c.mentor("E1", c.e1_admin).await;
+    let mut tx = c.k.kernel.db.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE plg_dual_track__mentors SET valid_until = '2020-01-01' WHERE person_id = $1",
+    )
+    .bind(lapsed)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (s, v) = c
+        .post(c.school_admin, "/agreements", json!({"speciality_id": id, "learner_id": learner, "enterprise": "E1", "mentor_id": lapsed}))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("lapsed"), "{v}");
     // A mentor's qualification must be valid; the role is the kernel's.
     let (s, _) = c
         .post_at(
@@ -306,6 +323,29 @@ async fn completion(c: &City, id: i64) {
         .contains(&st.entries[0].id.to_string()));
 }
 
+/// Eight completions of one agreement at once: one records, the others are
+/// refused, and the account holds each outcome once.
+async fn completion_race(c: &City, id: i64) {
+    let learner = c.person().await;
+    let a = c.agreement(id, learner).await;
+    c.finish(a, &["M-T", "F-T", "F-P"]).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (p, who) = (c.p.clone(), c.as_(c.school_admin));
+        let path = format!("/agreements/{a}/complete");
+        tasks.push(tokio::spawn(async move {
+            p.post(&path, Some(json!({})), &who).await.unwrap().0
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    codes.sort_unstable();
+    assert_eq!(codes, [201, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(c.entries(learner).await.len(), 3);
+}
+
 async fn standard_versions(c: &City, id: i64) {
     let (old_l, new_l) = (c.person().await, c.person().await);
     let old = c.agreement(id, old_l).await;
@@ -387,12 +427,12 @@ async fn reports(c: &City) {
         json!({"enterprise_hired": 1, "full_time": 1})
     );
     assert_eq!(
-        r["recognised"]["certificates"]["skill_certificate"], 3,
+        r["recognised"]["certificates"]["skill_certificate"], 4,
         "{r}"
     );
-    assert_eq!(r["recognised"]["credits"], 36.0, "{r}");
-    assert_eq!(r["recognised"]["conversions"], 3, "{r}");
-    assert_eq!(r["job_types"]["维修电工"]["completed"], 3, "{r}");
+    assert_eq!(r["recognised"]["credits"], 48.0, "{r}");
+    assert_eq!(r["recognised"]["conversions"], 4, "{r}");
+    assert_eq!(r["job_types"]["维修电工"]["completed"], 4, "{r}");
     assert_eq!(r["job_types"]["维修电工"]["ended"], 1, "{r}");
     assert_eq!(r["learners_by_stage"]["ended"], 1, "{r}");
     let (s, _) =
@@ -410,6 +450,7 @@ async fn rules(k: TestKernel) {
     let id = places_and_mentors(&c).await;
     agreements_and_records(&c, id).await;
     completion(&c, id).await;
+    completion_race(&c, id).await;
     standard_versions(&c, id).await;
     reports(&c).await;
     c.k.cleanup().await;
