@@ -49,7 +49,7 @@ pub(crate) fn activity_json(a: &Row) -> serde_json::Value {
     })
 }
 
-fn not_closed(year: i64) -> Result<()> {
+pub(crate) fn not_closed(year: i64) -> Result<()> {
     if CLOSURES.get(&[i(year)])?.is_some() {
         Err(Error::conflict(format!(
             "{year} is closed; its hours are no longer added or changed"
@@ -88,6 +88,16 @@ fn record(a: &Row, verifier: i64, site: &str) -> Result<Row> {
     activity(id)
 }
 
+/// The date a course's hours count on: its last day, or today if it is
+/// completed early.
+pub(crate) fn course_date(p: &Row) -> String {
+    if text(p, "ends_on") <= today().as_str() {
+        text(p, "ends_on").to_string()
+    } else {
+        today()
+    }
+}
+
 /// A completed course's hours, verified by the provider as it records them.
 pub(crate) fn record_course(
     p: &Row,
@@ -96,11 +106,7 @@ pub(crate) fn record_course(
     verifier: i64,
     site: &str,
 ) -> Result<serde_json::Value> {
-    let on = if text(p, "ends_on") <= today().as_str() {
-        text(p, "ends_on").to_string()
-    } else {
-        today()
-    };
+    let on = course_date(p);
     let year: i64 = on[..4].parse().unwrap_or(0);
     not_closed(year)?;
     let staff = STAFF

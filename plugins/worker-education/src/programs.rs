@@ -258,16 +258,35 @@ pub(crate) fn complete_enrolments(
             ));
         }
     }
+    // Everything that could refuse is checked before the first write: a
+    // refusal is a 4xx, and a 4xx commits what was written before it.
+    let on = hours::course_date(p);
+    hours::not_closed(on[..4].parse().unwrap_or(0))?;
+    let todo: Vec<&Row> = enrolled
+        .iter()
+        .filter(|e| {
+            let person = int(e, "person_id");
+            text(e, "status") == "enrolled"
+                && person != verifier
+                && only.is_none_or(|o| o.contains(&person))
+        })
+        .collect();
+    let unseen: Vec<String> = todo
+        .iter()
+        .map(|e| int(e, "person_id"))
+        .filter(|person| lifelong_sdk::identity::get(*person).is_err())
+        .map(|person| person.to_string())
+        .collect();
+    if !unseen.is_empty() {
+        return Err(Error::conflict(format!(
+            "persons {} live outside the area {site} serves, so their hours cannot be recorded here; nothing was completed",
+            unseen.join(", ")
+        )));
+    }
     let mut out = Vec::new();
-    for e in enrolled {
-        let person = int(&e, "person_id");
-        if text(&e, "status") != "enrolled" || only.is_some_and(|o| !o.contains(&person)) {
-            continue;
-        }
-        if person == verifier {
-            continue;
-        }
-        ENROLMENTS.update(&[i(int(&e, "id"))], &[("status", t("completed"))])?;
+    for e in todo {
+        let person = int(e, "person_id");
+        ENROLMENTS.update(&[i(int(e, "id"))], &[("status", t("completed"))])?;
         out.push(hours::record_course(p, person, hours, verifier, site)?);
     }
     Ok(out)

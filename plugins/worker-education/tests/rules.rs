@@ -261,6 +261,62 @@ async fn programs_and_orders(c: &City) {
         .await;
     assert_eq!(s, 200, "again: nothing more");
     assert_eq!(c.account_hours(x).await, (24.0, 1));
+    // A provider records hours only for persons in the area it serves;
+    // otherwise nothing at all is completed.
+    let near = c.program("T1-E2", c.hr2, 5, json!({})).await;
+    let far = c.person("T2-V1").await;
+    let (s, v) = c
+        .call(
+            "T2-E1",
+            c.city_admin,
+            "POST",
+            "/staff",
+            json!({"person_id": far, "population": "employee"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    for p in [z, far] {
+        let (s, v) = c
+            .call(
+                "T1-E2",
+                c.city_admin,
+                "POST",
+                &format!("/programs/{near}/enrolments"),
+                json!({"person_id": p}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = c
+        .call(
+            "T1-E2",
+            c.hr2,
+            "POST",
+            &format!("/programs/{near}/complete"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains(&far.to_string()),
+        "{v}"
+    );
+    assert_eq!(c.account_hours(z).await, (0.0, 0), "nothing half-written");
+    let (s, v) = c
+        .call(
+            "T1-E2",
+            c.hr2,
+            "POST",
+            &format!("/programs/{near}/complete"),
+            json!({"person_ids": [z]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["activities"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{v}"
+    );
+    assert_eq!(c.account_hours(z).await, (24.0, 1));
     let (_, list) = c
         .get("CITY", c.city_admin, "/programs?demonstration=true")
         .await;
