@@ -1,8 +1,11 @@
 //! End-to-end test support: run the real `lifelong` binary on port 0 against
-//! SQLite or PostgreSQL, as an operator would.
+//! SQLite or PostgreSQL, as an operator would; [`cluster`] runs several
+//! nodes on one PostgreSQL database.
+
+pub mod cluster;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// The `lifelong` binary built by this workspace.
@@ -76,8 +79,15 @@ impl Deployment {
 
     /// Start `lifelong serve`; returns the child and its base URL.
     pub fn serve(&self) -> (Child, String) {
+        self.serve_in(self.dir.path())
+    }
+
+    /// Start `lifelong serve` with `data_dir` as its data dir: another node
+    /// on the same database keeps its own compiled-plugin cache there.
+    pub fn serve_in(&self, data_dir: &Path) -> (Child, String) {
         let mut child = self
             .command()
+            .env("LIFELONG_DATA_DIR", data_dir)
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
