@@ -134,6 +134,13 @@ impl Sql {
             TableError::NotFound(format!("table {} has no column {column:?}", table.name))
         })?;
         let bind = match (c.ty, v) {
+            // A NULL is bound with the column's own parameter type: a
+            // statement is prepared once per connection for its SQL text,
+            // and PostgreSQL keeps the parameter types of that first
+            // preparation, so binding NULL as text where the next call binds
+            // an integer made PostgreSQL read the integer's bytes as text.
+            (ColumnType::Integer | ColumnType::Boolean, Value::Null) => Bind::Int(None),
+            (ColumnType::Blob, Value::Null) => Bind::Blob(None),
             (_, Value::Null) => Bind::Text(None),
             (ColumnType::Integer, Value::Integer(i)) => Bind::Int(Some(*i)),
             (ColumnType::Boolean, Value::Boolean(b)) => Bind::Int(Some(*b as i64)),
@@ -141,6 +148,14 @@ impl Sql {
                 Bind::Text(Some(format!("{f:?}")))
             }
             (ColumnType::Real, Value::Integer(i)) => Bind::Text(Some(format!("{i}"))),
+            // PostgreSQL refuses NUL in text and SQLite would store it: a
+            // column means the same on both, so it is refused on both.
+            (ColumnType::Text, Value::Text(s)) if s.contains('\0') => {
+                return Err(invalid(format!(
+                    "column {}.{column} is text, which cannot hold a NUL character",
+                    table.name
+                )));
+            }
             (ColumnType::Text, Value::Text(s)) => Bind::Text(Some(s.clone())),
             (ColumnType::Blob, Value::Blob(b)) => Bind::Blob(Some(b.clone())),
             (ty, v) => {

@@ -378,3 +378,43 @@ async fn write_conflicts_are_retried_then_refused_sqlite() {
 async fn write_conflicts_are_retried_then_refused_postgres() {
     conflicts_are_retried(TestKernel::postgres().await).await;
 }
+
+/// Optional columns hold NULL and values in turn, on every pooled
+/// connection: a NULL bound with another parameter type than the value the
+/// same statement binds next made PostgreSQL read an integer's bytes as text
+/// ("invalid byte sequence for encoding UTF8: 0x00").
+async fn nulls_and_values_in_turn(k: TestKernel) {
+    let s = Served::new(k, Default::default()).await;
+    s.deploy(&s.k.package(plugin_dir("probe")).await).await;
+    for n in 0..40 {
+        let a = s
+            .post(
+                &format!("/api/v1/plugins/probe/marks/{n}?site=CITY"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "mark {n}: {}", a.body);
+        let expected = if n % 2 == 0 { Value::Null } else { json!(n) };
+        assert_eq!(a.body["score"], expected, "mark {n}");
+    }
+    // Text never holds NUL, on either backend (PostgreSQL cannot store it).
+    let a = s
+        .post(
+            "/api/v1/plugins/probe/notes/nul?site=CITY",
+            json!({ "body": "a\0b" }),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.to_string().contains("NUL"), "{}", a.body);
+    s.k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_columns_take_nulls_and_values_in_turn_sqlite() {
+    nulls_and_values_in_turn(TestKernel::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_columns_take_nulls_and_values_in_turn_postgres() {
+    nulls_and_values_in_turn(TestKernel::postgres().await).await;
+}

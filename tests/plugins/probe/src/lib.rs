@@ -138,6 +138,23 @@ impl Plugin for Probe {
             })
             .get("/recurse", |_| Response::json(200, &recurse(std::hint::black_box(u64::MAX / 2))))
             .get("/panic", |_| panic!("the probe was asked to panic"))
+            .post("/marks/{n}", |req| {
+                // Every optional column NULL when n is even, a value when odd.
+                let n = req.param_i64("n")?;
+                let v = |value: Value| if n % 2 == 0 { Value::Null } else { value };
+                let row = Table("marks").insert(&[
+                    ("score", v(Value::Integer(n))),
+                    ("weight", v(Value::Real(n as f64 / 2.0))),
+                    ("passed", v(Value::Boolean(true))),
+                    ("note", v(Value::Text(format!("mark {n}")))),
+                    ("scan", v(Value::Blob(vec![0, 1, 2]))),
+                ])?;
+                let score = match row.iter().find(|(c, _)| c == "score") {
+                    Some((_, Value::Integer(i))) => serde_json::json!(i),
+                    _ => serde_json::Value::Null,
+                };
+                Response::json(201, &serde_json::json!({ "score": score }))
+            })
             .post("/seats", |req| {
                 let cap: i64 = req.json::<serde_json::Value>()?["capacity"].as_i64().unwrap_or(0);
                 let row = SEATS.insert(&[("taken", Value::Integer(0)), ("capacity", Value::Integer(cap))])?;
