@@ -280,12 +280,23 @@ fn hours_in(
 /// A staff member's result for `year`: as stored when the year was closed,
 /// else computed now.
 pub(crate) fn result(staff: &Row, year: i64, rules: &[Row]) -> Result<serde_json::Value> {
+    result_in(staff, year, rules, &regions(text(staff, "enterprise"))?)
+}
+
+/// As [`result`], with the enterprise's regions already read (one host
+/// call per enterprise, not per person).
+fn result_in(
+    staff: &Row,
+    year: i64,
+    rules: &[Row],
+    regions: &[String],
+) -> Result<serde_json::Value> {
     if let Some(r) = RESULTS.get(&[i(int(staff, "person_id")), i(year)])? {
         let mut v: serde_json::Value = serde_json::from_str(text(&r, "body"))?;
         v["closed"] = json!(true);
         return Ok(v);
     }
-    let mut v = compute(staff, year, rules, &regions(text(staff, "enterprise"))?)?;
+    let mut v = compute(staff, year, rules, regions)?;
     v["closed"] = json!(false);
     Ok(v)
 }
@@ -321,9 +332,10 @@ pub(crate) fn behind(req: &Request) -> Result<Response> {
     enterprises::enterprise(&code)?;
     let year = year_param(req)?;
     let rules = every(RULES, "id")?;
+    let regions = regions(&code)?;
     let mut items = Vec::new();
     for s in all(STAFF, vec![eq("enterprise", t(&code))], vec![])? {
-        let r = result(&s, year, &rules)?;
+        let r = result_in(&s, year, &rules, &regions)?;
         if r["compliant"] == json!(false) {
             items.push(r);
         }
@@ -353,8 +365,9 @@ pub(crate) fn rates(code: &str, year: i64) -> Result<serde_json::Value> {
         .filter(|s| trained.contains(&int(s, "person_id")))
         .count();
     let (mut assessed, mut compliant) = (0, 0);
+    let regions = regions(code)?;
     for s in &staff {
-        let r = result(s, year, &rules)?;
+        let r = result_in(s, year, &rules, &regions)?;
         if let Some(c) = r["compliant"].as_bool() {
             assessed += 1;
             compliant += usize::from(c);
