@@ -423,11 +423,19 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
 /// Every 250 ms: reload the registry view if it changed (another node or
 /// the CLI), fan kernel events out to subscribers, and deliver due events.
 fn spawn_plugin_loop(k: Kernel, registry: crate::plugins::registry::Registry) {
+    // The registry view is reloaded by its own loop, so a long delivery
+    // pass never delays a node's view of an enablement or an upgrade.
+    let watcher = registry.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = registry.refresh().await {
+            if let Err(e) = watcher.refresh().await {
                 tracing::warn!("plugin registry reload failed: {e}");
             }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
+    tokio::spawn(async move {
+        loop {
             let runtime = registry.runtime();
             if let Err(e) = crate::plugins::events::fan_out(&k, |e| runtime.subscribers_of(e)).await
             {

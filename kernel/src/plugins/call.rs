@@ -53,6 +53,8 @@ pub struct CallState {
     /// it has run past one epoch tick (see [`Share::cpu`]); shared with the
     /// yield future that replaces it.
     pub(super) cpu: Arc<std::sync::Mutex<Option<[tokio::sync::OwnedSemaphorePermit; 2]>>>,
+    /// What the call is doing or waiting for, named in a deadline failure.
+    pub(super) phase: Arc<std::sync::Mutex<&'static str>>,
     /// The node's guest slices (see `Shared::cpu_slots`).
     pub(super) cpu_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -156,6 +158,43 @@ pub(super) struct Shared {
     pub cpu_slots: Arc<tokio::sync::Semaphore>,
 }
 
+/// Begin a transaction on a task of its own. `BEGIN` is not cancel-safe in
+/// sqlx: a call dropped at its deadline while `BEGIN` was in flight handed
+/// the connection back to the pool inside a transaction nobody would end
+/// (on a writer, holding the plugin's write lock), and the next user of the
+/// connection found "a transaction in progress". On its own task the
+/// `BEGIN` always completes, and a transaction nobody awaits any more is
+/// dropped — rolled back — there.
+///
+/// A writing call on PostgreSQL then takes its plugin's write lock,
+/// `pg_advisory_xact_lock(lock_key)`, on the same task: the plugin's writing
+/// calls run one at a time across every node, as they do on SQLite's one
+/// writer, so read-then-write code in a plugin is correct at READ COMMITTED
+/// (each statement after the lock sees every earlier call's commit). The
+/// lock is held to commit or rollback.
+async fn begin_detached(k: &Kernel, mode: Mode, lock_key: i64) -> Result<Tx, sqlx::Error> {
+    let db = k.db.clone();
+    let task = tokio::spawn(async move {
+        match mode {
+            Mode::Read => db.begin_read().await,
+            Mode::Write => {
+                let mut tx = db.begin().await?;
+                if db.backend() == crate::storage::Backend::Postgres {
+                    sqlx::query(
+                        "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS l",
+                    )
+                    .bind(lock_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                }
+                Ok(tx)
+            }
+        }
+    });
+    task.await
+        .map_err(|e| sqlx::Error::Protocol(format!("beginning a transaction: {e}")))?
+}
+
 /// Wait for this plugin's share, then for a slot of the whole runtime.
 async fn acquire(
     plugin: &Arc<tokio::sync::Semaphore>,
@@ -228,20 +267,8 @@ impl CallState {
             Mode::Read => None,
             Mode::Write => {
                 state.slot = acquire(&shared.share.tx, &shared.tx_slots).await;
-                let mut tx = k.db.begin().await?;
-                if k.db.backend() == crate::storage::Backend::Postgres {
-                    // The plugin's write lock: its writing calls run one at
-                    // a time across every node, as they do on SQLite's one
-                    // writer, so read-then-write code in a plugin is correct
-                    // at READ COMMITTED (each statement after the lock sees
-                    // every earlier call's commit). Held to commit/rollback.
-                    sqlx::query(
-                        "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS l",
-                    )
-                    .bind(shared.share.lock_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                }
+                // The plugin's write lock (see `begin_detached`).
+                let tx = begin_detached(k, Mode::Write, shared.share.lock_key).await?;
                 Some(tx)
             }
         };
@@ -282,6 +309,7 @@ impl CallState {
             tx_slots: shared.tx_slots.clone(),
             share: shared.share.clone(),
             cpu: Default::default(),
+            phase: Arc::new(std::sync::Mutex::new("starting")),
             cpu_slots: shared.cpu_slots.clone(),
         }
     }
@@ -370,7 +398,11 @@ impl CallState {
     }
 
     pub(super) async fn tx(&mut self) -> wasmtime::Result<&mut Tx> {
+        // Every statement of the call may wait (on a row or table lock, the
+        // write lock, a slot): never while holding a guest slice.
+        self.release_cpu();
         if self.tx.is_none() {
+            self.set_phase("waiting for a transaction slot");
             let k = match (&self.kernel, self.ended) {
                 (Some(k), false) => k,
                 _ => wasmtime::bail!("the call's transaction has ended"),
@@ -378,7 +410,8 @@ impl CallState {
             if self.slot.is_none() {
                 self.slot = acquire(&self.share.tx, &self.tx_slots).await;
             }
-            match k.db.begin_read().await {
+            self.set_phase("beginning a read snapshot");
+            match begin_detached(k, Mode::Read, 0).await {
                 Ok(tx) => self.tx = Some(tx),
                 Err(e) => {
                     self.kernel_failure = Some(e.to_string());
@@ -386,6 +419,7 @@ impl CallState {
                 }
             }
         }
+        self.set_phase("a database statement");
         self.tx
             .as_mut()
             .ok_or_else(|| wasmtime::format_err!("the call's transaction has ended"))
@@ -449,8 +483,24 @@ impl CallState {
         Ok(())
     }
 
+    /// Give back the guest slice this call holds, if any: a call entering
+    /// the kernel may wait there (for a transaction slot, a lock, the
+    /// database), and a slice held while waiting could be the one that the
+    /// call it waits for needs. The guest queues for a slice again at its
+    /// next epoch tick.
+    /// Record what the call is doing now.
+    pub(super) fn set_phase(&self, what: &'static str) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = what;
+    }
+
+    pub(super) fn release_cpu(&self) {
+        drop(self.cpu.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
     /// The kernel handle, for imports that call into the registries.
     pub(super) fn kernel(&self) -> wasmtime::Result<Kernel> {
+        self.release_cpu();
+        self.set_phase("a kernel read (identity, sites, settings or accounts)");
         self.kernel
             .clone()
             .ok_or_else(|| wasmtime::format_err!("no kernel in this call"))

@@ -126,7 +126,10 @@ pub(super) fn deadline(m: &Manifest, s: &CallState) -> CallError {
         m,
         s,
         FailureKind::Deadline,
-        "the call ran past its deadline".into(),
+        format!(
+            "the call ran past its deadline (last: {})",
+            s.phase.lock().map(|p| *p).unwrap_or("unknown")
+        ),
         vec![],
     )
 }

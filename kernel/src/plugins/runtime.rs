@@ -521,6 +521,7 @@ impl Loaded {
     /// or the deadline becomes a classified [`CallError`].
     async fn run(&self, state: &mut Running, export: Export<'_>) -> Result<Output, CallError> {
         let store = &mut state.store;
+        store.data().set_phase("running guest code");
         let call = async {
             let instance = self.pre.instantiate_async(&mut *store).await?;
             let handler = instance.lifelong_plugin_handler();
@@ -566,16 +567,18 @@ impl Loaded {
             // The plugin's slice first, so each plugin has at most
             // `cpu_share` calls queued for the node's slices.
             let state = ctx.data();
-            let (cell, own, node) = (
+            let (cell, own, node, phase) = (
                 state.cpu.clone(),
                 state.share.cpu.clone(),
                 state.cpu_slots.clone(),
+                state.phase.clone(),
             );
             Ok(wasmtime::UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(async move {
                     let held = cell.lock().unwrap_or_else(|e| e.into_inner()).take();
                     drop(held);
+                    *phase.lock().unwrap_or_else(|e| e.into_inner()) = "waiting for a guest slice";
                     tokio::task::yield_now().await;
                     let Ok(own) = own.acquire_owned().await else {
                         return;
@@ -584,6 +587,7 @@ impl Loaded {
                         return;
                     };
                     *cell.lock().unwrap_or_else(|e| e.into_inner()) = Some([own, node]);
+                    *phase.lock().unwrap_or_else(|e| e.into_inner()) = "running guest code";
                 }),
             ))
         });

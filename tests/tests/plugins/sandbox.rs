@@ -232,9 +232,11 @@ async fn http_dispatch_reports_failures_as_problems() {
     assert!(v.get("backtrace").is_none(), "{v}");
     let logged = k.runtime.observatory().recent_logs("probe", 100);
     assert!(
-        logged.iter().any(|l| l.request_id == v["request_id"].as_str().unwrap()
-            && l.message.contains("the probe was asked to panic")
-            && l.message.contains("wasm backtrace")),
+        logged
+            .iter()
+            .any(|l| l.request_id == v["request_id"].as_str().unwrap()
+                && l.message.contains("the probe was asked to panic")
+                && l.message.contains("wasm backtrace")),
         "{logged:?}"
     );
     let (s, _, v) = call("GET", "/api/v1/plugins/probe/ok").await;
