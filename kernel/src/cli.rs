@@ -436,6 +436,11 @@ fn spawn_plugin_loop(k: Kernel, registry: crate::plugins::registry::Registry) {
     });
     tokio::spawn(async move {
         loop {
+            // Also reloaded here, so a pass routes (and skips) by a view at
+            // least as new as the pass's start.
+            if let Err(e) = registry.refresh().await {
+                tracing::warn!("plugin registry reload failed: {e}");
+            }
             let runtime = registry.runtime();
             if let Err(e) = crate::plugins::events::fan_out(&k, |e| runtime.subscribers_of(e)).await
             {

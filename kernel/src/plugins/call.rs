@@ -328,7 +328,7 @@ impl CallState {
             return Ok(false);
         };
         let row: Option<(Option<i64>,)> = sqlx::query_as(
-            "SELECT delivered_at FROM plugin_deliveries WHERE event_id = $1 AND subscriber = $2",
+            "SELECT delivered_at FROM plugin_deliveries WHERE event_id = $1 AND subscriber = $2 AND dead_at IS NULL",
         )
         .bind(id)
         .bind(&self.manifest.id)
@@ -347,6 +347,8 @@ impl CallState {
     /// transaction, and rolls back if another worker marked it first.
     pub(super) async fn finish(&mut self, commit: bool) -> Result<bool, sqlx::Error> {
         self.ended = true;
+        // The commit waits on the database: not while holding a slice.
+        self.release_cpu();
         let _slot = self.slot.take();
         let Some(mut tx) = self.tx.take() else {
             // A read-only call that never read a table: nothing to end.

@@ -322,12 +322,21 @@ impl Tables {
             }
             sql.value(t, c, v)?;
         }
-        sql.push(&format!(") RETURNING {}", Self::column_list(t)));
+        // A duplicate key is answered as "no row", never as an error: on
+        // PostgreSQL a failed statement aborts the whole transaction, so a
+        // plugin that handled the conflict and went on would have its
+        // later statements fail, or its COMMIT silently roll back, while
+        // SQLite committed the same call.
+        sql.push(&format!(
+            ") ON CONFLICT DO NOTHING RETURNING {}",
+            Self::column_list(t)
+        ));
         let r = sql
             .query()
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await
-            .map_err(|e| conflict_or(e, t))?;
+            .map_err(|e| conflict_or(e, t))?
+            .ok_or_else(|| conflict(t))?;
         Self::decode(t, &r)
     }
 
@@ -361,12 +370,8 @@ impl Tables {
             sql.value(t, c, v)?;
         }
         self.key_where(&mut sql, t, key)?;
-        let n = sql
-            .query()
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| conflict_or(e, t))?;
-        Ok(n.rows_affected() > 0)
+        let n = self.guarded(conn, t, &sql).await?;
+        Ok(n > 0)
     }
 
     /// Delete the row with primary key `key`.
@@ -523,12 +528,38 @@ impl Tables {
             sql.push(" AND ");
             condition(&mut sql, t, c)?;
         }
-        let n = sql
-            .query()
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| conflict_or(e, t))?;
-        Ok(n.rows_affected())
+        self.guarded(conn, t, &sql).await
+    }
+
+    /// Run an update that may break a unique constraint. On PostgreSQL,
+    /// for a table with unique columns (a primary key cannot be changed),
+    /// inside a savepoint: a conflict is rolled back to it, so the call's
+    /// transaction goes on as it does on SQLite (see `insert`).
+    async fn guarded(&self, conn: &mut AnyConnection, t: &TableDef, sql: &Sql) -> Res<u64> {
+        let savepoint = self.backend == Backend::Postgres && !t.unique.is_empty();
+        if savepoint {
+            sqlx::query("SAVEPOINT plugin_statement")
+                .execute(&mut *conn)
+                .await?;
+        }
+        match sql.query().execute(&mut *conn).await {
+            Ok(n) => {
+                if savepoint {
+                    sqlx::query("RELEASE SAVEPOINT plugin_statement")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(n.rows_affected())
+            }
+            Err(e) => {
+                if savepoint {
+                    sqlx::query("ROLLBACK TO SAVEPOINT plugin_statement")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Err(conflict_or(e, t))
+            }
+        }
     }
 
     /// Count rows (and sum `sum`) matching `conds`, grouped by `group_by`.
@@ -630,12 +661,16 @@ fn not_null(t: &TableDef, c: &str, v: &Value) -> Res<()> {
     Ok(())
 }
 
+fn conflict(t: &TableDef) -> TableError {
+    TableError::Conflict(format!(
+        "a row of {} with the same key or unique columns exists",
+        t.name
+    ))
+}
+
 fn conflict_or(e: sqlx::Error, t: &TableDef) -> TableError {
     if crate::storage::is_unique_violation(&e) {
-        TableError::Conflict(format!(
-            "a row of {} with the same key or unique columns exists",
-            t.name
-        ))
+        conflict(t)
     } else {
         TableError::from(e)
     }

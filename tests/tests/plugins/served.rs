@@ -380,7 +380,8 @@ async fn write_conflicts_are_retried_then_refused_postgres() {
 }
 
 /// Optional columns hold NULL and values in turn, on every pooled
-/// connection: a NULL bound with another parameter type than the value the
+/// connection, and a handled duplicate key leaves the call's transaction
+/// usable: a NULL bound with another parameter type than the value the
 /// same statement binds next made PostgreSQL read an integer's bytes as text
 /// ("invalid byte sequence for encoding UTF8: 0x00").
 async fn nulls_and_values_in_turn(k: TestKernel) {
@@ -397,6 +398,27 @@ async fn nulls_and_values_in_turn(k: TestKernel) {
         let expected = if n % 2 == 0 { Value::Null } else { json!(n) };
         assert_eq!(a.body["score"], expected, "mark {n}");
     }
+    // A duplicate key answered as a conflict leaves the call's transaction
+    // usable, as on SQLite: the writes before and after it commit.
+    let a = s
+        .post(
+            "/api/v1/plugins/probe/conflict-then-write/1007?site=CITY",
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.body["duplicate_status"], 409, "{}", a.body);
+    let (kept,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM plg_probe__receipts WHERE event_id = -1007) \
+              + (SELECT COUNT(*) FROM plg_probe__marks WHERE score = 1007)",
+    )
+    .fetch_one(s.k.kernel.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(
+        kept, 2,
+        "the receipt and the mark written around the conflict"
+    );
     // Text never holds NUL, on either backend (PostgreSQL cannot store it).
     let a = s
         .post(

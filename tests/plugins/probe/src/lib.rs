@@ -5,6 +5,7 @@ use lifelong_sdk::{export, publish, Error, Plugin, Response, Router, Value};
 
 const SEATS: Table = Table("seats");
 const NOTES: Table = Table("notes");
+const MARKS_AFTER: Table = Table("marks");
 
 struct Probe;
 
@@ -138,6 +139,17 @@ impl Plugin for Probe {
             })
             .get("/recurse", |_| Response::json(200, &recurse(std::hint::black_box(u64::MAX / 2))))
             .get("/panic", |_| panic!("the probe was asked to panic"))
+            .post("/conflict-then-write/{n}", |req| {
+                // A duplicate key handled as "already there", then more writes.
+                let n = req.param_i64("n")?;
+                let receipts = Table("receipts");
+                let row = |name: &str| [("event_id", Value::Integer(-n)), ("name", Value::Text(name.into()))];
+                receipts.insert(&row("first"))?;
+                let again = receipts.insert(&row("again"));
+                let status = again.as_ref().err().map_or(0, |e| e.status);
+                MARKS_AFTER.insert(&[("score", Value::Integer(n))])?;
+                Response::json(201, &serde_json::json!({ "duplicate_status": status }))
+            })
             .post("/marks/{n}", |req| {
                 // Every optional column NULL when n is even, a value when odd.
                 let n = req.param_i64("n")?;
