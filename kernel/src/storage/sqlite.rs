@@ -24,7 +24,13 @@ pub(super) async fn connect(url: &str) -> Result<Db, StorageError> {
     }
     let write = options(1).connect(&url).await?;
     // WAL must be switched on before the readers open, or they may each try.
-    let read = options(4).connect(&url).await?;
+    // More readers than plugin calls may hold read snapshots at once (the
+    // runtime's 8 transaction slots), so the kernel reads such a call makes
+    // beside its snapshot (identity, sites, settings) always find a
+    // connection: with 4, four calls holding snapshots waited on each
+    // other for one until their deadlines. Each connection's page cache
+    // fills only with the pages it reads.
+    let read = options(12).connect(&url).await?;
     Ok(Db {
         backend: Backend::Sqlite,
         read,
