@@ -460,7 +460,7 @@ async fn calls_in_flight_finish_on_the_version_they_began_on() {
         let (probe, anon) = (probe.clone(), k.anonymous());
         // Many host calls: long enough to still be running when the
         // upgrade lands, well inside the probe's 500 ms deadline.
-        tokio::spawn(async move { probe.get("/clock/150000", &anon).await })
+        tokio::spawn(async move { probe.get("/clock/100000", &anon).await })
     };
     crate::logged(&k, "probe", "clock started", 1).await;
     k.registry
