@@ -14,6 +14,7 @@ use crate::sites::{self, NewSite, Site};
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 
+mod client;
 pub mod dual;
 pub mod elder;
 pub mod volunteers;

@@ -8,7 +8,6 @@
 //! to come; each township issues a service proof.
 
 use crate::plugins::registry::Registry;
-use crate::plugins::runtime::{Caller, Request};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
@@ -27,49 +26,11 @@ impl Demo<'_> {
         path: &str,
         body: Value,
     ) -> Result<Value> {
-        let k = self.registry.kernel();
-        let s = crate::sites::fetch_by_code(k.db.reader(), site)
-            .await?
-            .with_context(|| format!("no site {site}"))?;
-        let loaded = self
-            .registry
-            .route(ID, Some(&s.path))
-            .map_err(|r| anyhow::anyhow!("{ID} cannot serve at {site}: {r:?}"))?;
-        let resp = loaded
-            .request(
-                k,
-                Request {
-                    method: method.into(),
-                    path: path.into(),
-                    query: String::new(),
-                    headers: vec![("content-type".into(), "application/json".into())],
-                    body: body.to_string().into_bytes(),
-                    caller: Caller {
-                        person_id: Some(person),
-                        roles: vec![],
-                    },
-                    site: site.into(),
-                    request_id: "demo".into(),
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-        anyhow::ensure!(
-            resp.status < 300,
-            "{method} {path} at {site}: {} {}",
-            resp.status,
-            v["detail"]
-        );
-        Ok(v)
+        super::client::call(self.registry, ID, site, person, method, path, body).await
     }
 
     async fn person_by_login(&self, login: &str) -> Result<i64> {
-        let (id,): (i64,) = sqlx::query_as("SELECT id FROM persons WHERE login = $1")
-            .bind(login)
-            .fetch_one(self.registry.kernel().db.reader())
-            .await?;
-        Ok(id)
+        super::client::person_by_login(self.registry, login).await
     }
 
     /// Residents of a township's villages with an active account.
