@@ -307,7 +307,8 @@ async fn an_upgrade_through_one_node_while_the_other_serves() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Traffic is flowing on B before the upgrade: each client has answers.
+    traffic_past(&seen, 2 * CLIENTS).await;
     let (s, v) = c
         .upload(&a, "/plugin-registry/probe/upgrade", &pkgs.probe_1_1)
         .await;
@@ -323,7 +324,9 @@ async fn an_upgrade_through_one_node_while_the_other_serves() {
         "node B served 1.1.0 within {:?} of the upgrade",
         upgraded.elapsed()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // And it goes on after: more answers from every client on 1.1.0.
+    let so_far = seen.lock().unwrap().len();
+    traffic_past(&seen, so_far + 2 * CLIENTS).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in traffic {
         t.await.unwrap();
@@ -478,4 +481,16 @@ async fn deliveries_survive_a_node_killed_mid_stream() {
         "node B delivered at least what was pending when A died"
     );
     drop((a, b));
+}
+
+/// Wait until the clients have recorded more than `n` answers.
+async fn traffic_past(seen: &Mutex<Vec<Seen>>, n: usize) {
+    let start = Instant::now();
+    while seen.lock().unwrap().len() <= n {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the clients stopped getting answers"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
