@@ -12,6 +12,7 @@
 pub mod conversion;
 pub mod ledger;
 pub mod rules;
+pub mod standards;
 mod verify;
 
 use crate::audit::{self, Change};
