@@ -136,3 +136,33 @@ pub fn text<'r>(row: &'r Row, name: &str) -> &'r str {
         _ => "",
     }
 }
+
+/// Read a boolean column (false if absent, null or not a boolean).
+pub fn flag(row: &Row, name: &str) -> bool {
+    matches!(column(row, name), Some(Value::Boolean(true)))
+}
+
+/// Read a real column; an integer is widened (0.0 if absent or null).
+pub fn real(row: &Row, name: &str) -> f64 {
+    match column(row, name) {
+        Some(Value::Real(x)) => *x,
+        Some(Value::Integer(n)) => *n as f64,
+        _ => 0.0,
+    }
+}
+
+/// Read an optional integer column (None if absent or null).
+pub fn opt_int(row: &Row, name: &str) -> Option<i64> {
+    match column(row, name) {
+        Some(Value::Integer(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Read an optional text column (None if absent or null).
+pub fn opt_text(row: &Row, name: &str) -> Option<String> {
+    match column(row, name) {
+        Some(Value::Text(s)) => Some(s.clone()),
+        _ => None,
+    }
+}

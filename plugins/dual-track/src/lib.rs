@@ -25,7 +25,9 @@ use completion::*;
 use report::*;
 use specialities::*;
 
-use lifelong_sdk::tables::{column, eq, int, text, Condition, OrderBy, Row, Table};
+use lifelong_sdk::tables::{
+    eq, flag, int, opt_int, opt_text, real, text, Condition, OrderBy, Row, Table,
+};
 use lifelong_sdk::{export, Error, Plugin, Request, Response, Result, Router, Value};
 use serde::Deserialize;
 use serde_json::json;
@@ -58,32 +60,6 @@ fn i(n: i64) -> Value {
 
 fn opt_t(s: Option<&str>) -> Value {
     s.map_or(Value::Null, t)
-}
-
-fn flag(row: &Row, name: &str) -> bool {
-    matches!(column(row, name), Some(Value::Boolean(true)))
-}
-
-fn real(row: &Row, name: &str) -> f64 {
-    match column(row, name) {
-        Some(Value::Real(x)) => *x,
-        Some(Value::Integer(n)) => *n as f64,
-        _ => 0.0,
-    }
-}
-
-fn opt_text(row: &Row, name: &str) -> Option<String> {
-    match column(row, name) {
-        Some(Value::Text(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn opt_int(row: &Row, name: &str) -> Option<i64> {
-    match column(row, name) {
-        Some(Value::Integer(n)) => Some(*n),
-        _ => None,
-    }
 }
 
 /// The body as `T`; an empty body is `{}`.

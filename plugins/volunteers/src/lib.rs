@@ -31,7 +31,9 @@ use registry::*;
 use report::*;
 use signups::*;
 
-use lifelong_sdk::tables::{add, column, eq, int, text, Condition, OrderBy, Row, Table};
+use lifelong_sdk::tables::{
+    add, eq, flag, int, opt_int, opt_text, text, Condition, OrderBy, Row, Table,
+};
 use lifelong_sdk::{export, Error, Event, Plugin, Request, Response, Result, Router, Value};
 use serde::Deserialize;
 use serde_json::json;
@@ -67,24 +69,6 @@ fn b(v: bool) -> Value {
 
 fn opt_t(s: Option<&str>) -> Value {
     s.map_or(Value::Null, t)
-}
-
-fn flag(row: &Row, name: &str) -> bool {
-    matches!(column(row, name), Some(Value::Boolean(true)))
-}
-
-fn opt_text(row: &Row, name: &str) -> Option<String> {
-    match column(row, name) {
-        Some(Value::Text(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn opt_int(row: &Row, name: &str) -> Option<i64> {
-    match column(row, name) {
-        Some(Value::Integer(n)) => Some(*n),
-        _ => None,
-    }
 }
 
 /// The body as `T`; an empty body is `{}`.

@@ -23,7 +23,9 @@ mod programs;
 mod report;
 pub mod uscc;
 
-use lifelong_sdk::tables::{add, column, eq, int, text, Condition, OrderBy, Row, Table};
+use lifelong_sdk::tables::{
+    add, column, eq, flag, int, opt_int, opt_text, text, Condition, OrderBy, Row, Table,
+};
 use lifelong_sdk::{export, Error, Plugin, Request, Response, Result, Router, Value};
 use serde::Deserialize;
 use serde_json::json;
@@ -66,24 +68,6 @@ fn i(n: i64) -> Value {
 
 fn b(v: bool) -> Value {
     Value::Boolean(v)
-}
-
-fn flag(row: &Row, name: &str) -> bool {
-    matches!(column(row, name), Some(Value::Boolean(true)))
-}
-
-fn opt_int(row: &Row, name: &str) -> Option<i64> {
-    match column(row, name) {
-        Some(Value::Integer(n)) => Some(*n),
-        _ => None,
-    }
-}
-
-fn opt_text(row: &Row, name: &str) -> Option<String> {
-    match column(row, name) {
-        Some(Value::Text(s)) => Some(s.clone()),
-        _ => None,
-    }
 }
 
 /// The body as `T`; an empty body is `{}`.
