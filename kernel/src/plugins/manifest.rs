@@ -125,7 +125,7 @@ impl SettingDef {
 /// The versions of the `lifelong:plugin` host API this kernel serves.
 /// A component built against an older minor version of the same major
 /// links too (the linker matches semver-compatible names).
-pub const HOST_APIS: &[&str] = &["1.3.0"];
+pub const HOST_APIS: &[&str] = &["1.4.0"];
 
 /// Capabilities a plugin can ask for. Host calls outside the plugin's own
 /// tables, events and logs need one.

@@ -36,6 +36,20 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::lifelong::plugin::handler::{Event, Request, Response};
+pub use provider::exports::lifelong::plugin::indicators::Query as IndicatorQuery;
+
+/// The `indicators` export (host API 1.4.0, world `provider`), bound on its
+/// own: a component built for 1.0–1.3 does not have it and still links as
+/// world `plugin`; a provider's export is looked up once, at prepare.
+mod provider {
+    wasmtime::component::bindgen!({
+        path: "../sdk/wit",
+        world: "provider",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+use provider::exports::lifelong::plugin::indicators::GuestIndices as IndicatorIndices;
 pub use lifelong::plugin::types::Caller;
 
 /// The epoch tick: how often guest code yields to the executor.
@@ -351,6 +365,8 @@ impl Runtime {
             .map(|m| (m as usize) << 20)
             .map_or(self.limits.memory_bytes, |m| {
                 m.min(self.limits.memory_bytes)
+        // Present only in components built for the `provider` world (1.4+).
+        let indicators = IndicatorIndices::new(&pre).ok().map(Arc::new);
             });
         let max_calls = manifest
             .limits
@@ -391,6 +407,7 @@ impl Runtime {
 pub struct Loaded {
     pub manifest: Arc<Manifest>,
     pub tables: Tables,
+            indicators,
     /// This version's counters.
     pub metrics: Arc<PluginMetrics>,
     shared: Shared,
@@ -408,6 +425,8 @@ impl std::fmt::Debug for Loaded {
             .field("plugin", &self.manifest.id)
             .field("version", &self.manifest.version)
             .finish()
+    /// The `indicators` export, if the component has one.
+    indicators: Option<Arc<IndicatorIndices>>,
     }
 }
 
@@ -512,6 +531,44 @@ impl Loaded {
             return Err(refuse());
         };
         match tokio::time::timeout(wait, share.calls.clone().acquire_owned()).await {
+    /// True if the component exports `indicators` (host API 1.4.0).
+    pub fn provides_indicators(&self) -> bool {
+        self.indicators.is_some()
+    }
+
+    /// Ask the plugin for an indicator's value, as a GET request runs: a
+    /// place in the plugin's queue, a fresh instance under the deadline and
+    /// memory cap, a read-only transaction, at `q.site`, with no caller
+    /// (the kernel asks, not a person). `Ok(Err(message))` is the plugin's
+    /// own refusal; a trap or a limit is a [`CallError`].
+    pub async fn indicator(
+        &self,
+        k: &Kernel,
+        q: IndicatorQuery,
+    ) -> Result<Result<Option<f64>, String>, CallError> {
+        let _place = self.admit(self.queue_wait).await?;
+        self.with_retries(|| async {
+            let request_id = format!("indicator-{}-{}-{}", q.key, q.site, q.as_of);
+            let mut state = self
+                .begin(k, Mode::Read, q.site.clone(), request_id)
+                .await?;
+            state.store.data_mut().set_caller(None);
+            let Output::Indicator(result) = self.run(&mut state, Export::Indicator(&q)).await?
+            else {
+                unreachable!("value answers with a result")
+            };
+            if result.is_err() {
+                self.metrics.handler_error();
+            }
+            state
+                .finish(result.is_ok())
+                .await
+                .map_err(|e| self.kernel_error(e))?;
+            Ok(result)
+        })
+        .await
+    }
+
             Ok(Ok(p)) => Ok(p),
             _ => Err(refuse()),
         }
@@ -554,6 +611,18 @@ impl Loaded {
     /// executor at every epoch tick. Without the yield a guest spinning in a
     /// loop would hold a tokio worker thread until its deadline — with two
     /// workers, two such calls would stall every other request. The
+            if let Export::Indicator(q) = export {
+                let Some(indices) = &self.indicators else {
+                    wasmtime::bail!(
+                        "plugin {} {} does not export lifelong:plugin/indicators",
+                        self.manifest.id,
+                        self.manifest.version
+                    );
+                };
+                let instance = self.pre.instance_pre().instantiate_async(&mut *store).await?;
+                let guest = indices.load(&mut *store, &instance)?;
+                return Ok(Output::Indicator(guest.call_value(&mut *store, q).await?));
+            }
     /// deadline itself is the timer around the call (`run`), which can fire
     /// because the guest yields.
     fn store(&self, state: CallState) -> Store<CallState> {
@@ -561,6 +630,7 @@ impl Loaded {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
+                Export::Indicator(_) => unreachable!("answered above"),
             // Guest code has run through a tick: give back this plugin's
             // guest slice, go to the back of the executor's queue, and wait
             // for a slice again (FIFO among this plugin's busy calls).
@@ -724,3 +794,5 @@ impl Running {
         self.store.data_mut().finish(commit).await
     }
 }
+    Indicator(&'a IndicatorQuery),
+    Indicator(Result<Option<f64>, String>),

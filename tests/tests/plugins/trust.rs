@@ -45,7 +45,7 @@ async fn install_refusals_say_why_and_store_nothing() {
         (
             "host_api = \"^1.0\"",
             "host_api = \"^2.0\"",
-            "host_api: plugin probe needs host API ^2.0, but this kernel serves 1.3.0",
+            "host_api: plugin probe needs host API ^2.0, but this kernel serves 1.4.0",
         ),
         (
             "memory_mib = 16",
@@ -273,7 +273,7 @@ async fn components_outside_the_world_are_refused() {
         async move { r.install(&sys, &pkg.encode()).await }
     };
     let wasi_like = hand_made_component(
-        "package evil:env;\ninterface environment { get-environment: func() -> list<tuple<string, string>>; }\nworld evil { import environment; export lifelong:plugin/handler@1.3.0; }\n",
+        "package evil:env;\ninterface environment { get-environment: func() -> list<tuple<string, string>>; }\nworld evil { import environment; export lifelong:plugin/handler@1.4.0; }\n",
     );
     let e = refused(install(wasi_like).await);
     assert_eq!(
@@ -281,7 +281,7 @@ async fn components_outside_the_world_are_refused() {
         "component: the component imports \"evil:env/environment\", which is not a versioned lifelong:plugin interface"
     );
     let versioned_other = hand_made_component(
-        "package evil:net@0.2.0;\ninterface socket { connect: func(host: string) -> bool; }\nworld evil { import socket; export lifelong:plugin/handler@1.3.0; }\n",
+        "package evil:net@0.2.0;\ninterface socket { connect: func(host: string) -> bool; }\nworld evil { import socket; export lifelong:plugin/handler@1.4.0; }\n",
     );
     let e = refused(install(versioned_other).await);
     assert_eq!(
@@ -289,7 +289,7 @@ async fn components_outside_the_world_are_refused() {
         "component: the component imports \"evil:net/socket@0.2.0\"; plugins may import only lifelong:plugin interfaces (no WASI, filesystem, network or environment)"
     );
     let no_handler = hand_made_component(
-        "package evil:quiet;\nworld evil { import lifelong:plugin/clock@1.3.0; }\n",
+        "package evil:quiet;\nworld evil { import lifelong:plugin/clock@1.4.0; }\n",
     );
     let e = refused(install(no_handler).await);
     assert_eq!(
