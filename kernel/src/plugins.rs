@@ -16,6 +16,7 @@
 //! - `package.rs`: the one-file signed package; `build.rs` builds one from a crate;
 //! - `registry.rs`: install, upgrade, rollback, removal, trust store,
 //!   per-site enablement and grants, and which version serves a call;
+//! - `indicators.rs`: indicators plugins declare and provide (host API 1.4);
 //! - `metrics.rs`: per-version counters for `/metrics` and recent logs.
 //!
 //! This module knows nothing about HTTP routing.
@@ -25,6 +26,7 @@ pub mod call;
 pub mod events;
 pub mod failure;
 pub mod host;
+pub mod indicators;
 pub mod manifest;
 pub mod metrics;
 pub mod package;

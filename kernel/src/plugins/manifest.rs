@@ -65,7 +65,32 @@ pub struct Manifest {
     /// Per-site settings with their types and defaults.
     #[serde(default)]
     pub settings: Vec<SettingDef>,
+    /// Indicators the plugin provides (host API 1.4.0, the `indicators`
+    /// export): plan indicators it computes and its own.
+    #[serde(default)]
+    pub indicators: Vec<IndicatorDef>,
 }
+
+/// A declared indicator (`[[indicators]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorDef {
+    /// `"1"`..`"10"` for a plan indicator the plugin provides (only those in
+    /// [`PLUGIN_PLAN_INDICATORS`]), else `"<plugin id>.<name>"`.
+    pub key: String,
+    pub name: Names,
+    pub unit: Names,
+    /// Bumped whenever the formula changes, so a stored snapshot says which
+    /// formula computed it.
+    pub formula_version: u32,
+    /// How the value is computed, for admins.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The plan indicators a plugin may provide; the others (3, 4, 6, 7, 10)
+/// are computed by the kernel from its own data.
+pub const PLUGIN_PLAN_INDICATORS: &[&str] = &["1", "2", "5", "8", "9"];
 
 /// One entry of `capabilities`.
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +183,14 @@ pub struct AskedLimits {
     pub max_concurrent_calls: Option<u64>,
     /// Largest request body this plugin accepts (at most the kernel's cap).
     pub max_body_bytes: Option<u64>,
+    /// Quotas lower than the city's (`quota.rs`; a higher value changes nothing).
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    pub site_rows: Option<u64>,
+    pub site_bytes: Option<u64>,
+    pub calls_per_minute: Option<u64>,
+    pub events_per_minute: Option<u64>,
+    pub log_lines_per_minute: Option<u64>,
 }
 
 /// A declared table.
@@ -569,6 +602,13 @@ fn check(m: &Manifest) -> Result<(), ManifestError> {
             )));
         }
     }
+    let mut keys = BTreeSet::new();
+    for i in &m.indicators {
+        check_indicator(m, i)?;
+        if !keys.insert(&i.key) {
+            return Err(bad(format!("indicator {} is declared twice", i.key)));
+        }
+    }
     for e in &m.publishes {
         if !ident(e, &['-', '.']) {
             return Err(bad(format!(
@@ -582,6 +622,54 @@ fn check(m: &Manifest) -> Result<(), ManifestError> {
                 "subscription {e:?} must be <publisher>.<event>"
             )));
         }
+    }
+    Ok(())
+}
+
+fn check_indicator(m: &Manifest, i: &IndicatorDef) -> Result<(), ManifestError> {
+    let key = &i.key;
+    if let Ok(n) = key.parse::<u32>() {
+        if !(1..=10).contains(&n) || key != &n.to_string() {
+            return Err(bad(format!(
+                "indicator key {key:?}: the plan's indicators are numbered 1 to 10"
+            )));
+        }
+        if !PLUGIN_PLAN_INDICATORS.contains(&key.as_str()) {
+            return Err(bad(format!(
+                "indicator {key} is computed by the kernel from its own data; a plugin may provide plan indicators {} only",
+                PLUGIN_PLAN_INDICATORS.join(", ")
+            )));
+        }
+    } else {
+        let own = key
+            .strip_prefix(m.id.as_str())
+            .and_then(|rest| rest.strip_prefix('.'));
+        match own {
+            Some(name) if ident(name, &[]) => {}
+            _ => {
+                return Err(bad(format!(
+                    "indicator key {key:?} must be a plan indicator's number or \"{}.<name>\" with <name> matching [a-z][a-z0-9_]*",
+                    m.id
+                )))
+            }
+        }
+    }
+    for (what, v) in [
+        ("name.zh-CN", &i.name.zh_cn),
+        ("name.en", &i.name.en),
+        ("unit.zh-CN", &i.unit.zh_cn),
+        ("unit.en", &i.unit.en),
+    ] {
+        if v.trim().is_empty() || v.len() > 200 {
+            return Err(bad(format!(
+                "indicator {key} needs a {what} of 1 to 200 characters"
+            )));
+        }
+    }
+    if i.formula_version == 0 {
+        return Err(bad(format!(
+            "indicator {key}: formula_version starts at 1"
+        )));
     }
     Ok(())
 }
@@ -622,6 +710,40 @@ mod tests {
         assert_eq!(
             e,
             "version \"1.0\" is not a semantic version (MAJOR.MINOR.PATCH)"
+        );
+    }
+
+    #[test]
+    fn indicator_keys_are_plan_numbers_a_plugin_may_provide_or_its_own() {
+        let with = |key: &str| {
+            parse(&format!(
+                "id = \"p\"\nversion = \"1.0.0\"\npublisher = \"x\"\nhost_api = \"^1.4\"\n\
+                 [[indicators]]\nkey = \"{key}\"\nname = {{ zh-CN = \"指标\", en = \"Indicator\" }}\n\
+                 unit = {{ zh-CN = \"个\", en = \"items\" }}\nformula_version = 1\n"
+            ))
+        };
+        for ok in ["1", "2", "5", "8", "9", "p.hours", "p.rate_2"] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        for kernel_owned in ["3", "4", "6", "7", "10"] {
+            let e = with(kernel_owned).unwrap_err().to_string();
+            assert!(e.contains("computed by the kernel"), "{e}");
+        }
+        for bad_key in ["0", "11", "01", "q.hours", "p.", "p.Hours", "hours", ""] {
+            let e = with(bad_key).unwrap_err().to_string();
+            assert!(e.contains("indicator key"), "{bad_key}: {e}");
+        }
+        let twice = with("1").map(|_| ()).and_then(|_| {
+            parse(
+                "id = \"p\"\nversion = \"1.0.0\"\npublisher = \"x\"\nhost_api = \"^1.4\"\n\
+                 [[indicators]]\nkey = \"1\"\nname = { zh-CN = \"a\", en = \"a\" }\nunit = { zh-CN = \"a\", en = \"a\" }\nformula_version = 1\n\
+                 [[indicators]]\nkey = \"1\"\nname = { zh-CN = \"a\", en = \"a\" }\nunit = { zh-CN = \"a\", en = \"a\" }\nformula_version = 1\n",
+            )
+            .map(|_| ())
+        });
+        assert_eq!(
+            twice.unwrap_err().to_string(),
+            "indicator 1 is declared twice"
         );
     }
 }

@@ -88,6 +88,8 @@ pub struct PluginInfo {
 pub struct SiteSetting {
     pub site: String,
     pub enabled: bool,
+    /// The indicators this version declares (`[[indicators]]`).
+    pub indicators: Vec<super::indicators::ProvidedIndicator>,
 }
 
 /// An explicit grant (or refusal) of a capability at a site.
@@ -281,7 +283,8 @@ impl Registry {
             ));
         }
         // Linking catches an import of the right name with the wrong type.
-        self.runtime
+        let prepared = self
+            .runtime
             .prepare(m.clone(), &compiled, self.kernel.db.backend())
             .map_err(|e| {
                 Error::invalid(
@@ -298,6 +301,8 @@ impl Registry {
                     return Err(Error::invalid(
                         "dependencies",
                         format!(
+        super::indicators::check_declared(&self.kernel.db, m, prepared.provides_indicators())
+            .await?;
                             "plugin {} needs plugin {dep} {req}, which is not installed",
                             m.id
                         ),
@@ -936,3 +941,4 @@ impl Registry {
         })
     }
 }
+            indicators: super::indicators::ProvidedIndicator::of(&m),
