@@ -408,7 +408,15 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
     for (id, version) in registry.loaded() {
         tracing::info!(plugin = %id, %version, "plugin loaded");
     }
-    let state = AppState::new(k.clone(), &cfg.limits).with_registry(registry.clone());
+    let state = AppState::new(k.clone(), &cfg.limits)
+        .with_registry(registry.clone())
+        .with_circles(cfg.circles.params());
+    spawn_snapshot_loop(
+        k.clone(),
+        registry.clone(),
+        cfg.circles.params(),
+        format!("{}:{}", addr, std::process::id()),
+    );
     spawn_plugin_loop(k.clone(), registry);
     let app = http::app(state, &cfg.limits);
     // Tests and scripts read this line to find the port.
@@ -453,6 +461,31 @@ fn spawn_plugin_loop(k: Kernel, registry: crate::plugins::registry::Registry) {
                 tracing::warn!("event delivery pass failed: {e}");
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
+}
+
+/// The daily indicator snapshots (`indicators/snapshots.rs`): a minute
+/// after start, then every ten minutes, this node tries to claim today's
+/// run; on several nodes one node takes it, and a claim whose node died is
+/// taken over after its lease.
+fn spawn_snapshot_loop(
+    k: Kernel,
+    registry: crate::plugins::registry::Registry,
+    circles: crate::indicators::circles::Params,
+    node: String,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        loop {
+            let ctx = crate::indicators::Ctx::new(k.clone(), Some(registry.clone()), circles);
+            let day = sites::today();
+            match crate::indicators::snapshots::run_daily(&ctx, &node, &day).await {
+                Ok(Some(n)) => tracing::info!(%day, stored = n, "daily indicator snapshots taken"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("daily indicator snapshots failed: {e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(600)).await;
         }
     });
 }

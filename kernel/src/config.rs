@@ -39,6 +39,54 @@ pub struct Config {
     /// The largest quantity one learning outcome a plugin records may have,
     /// per kind (`[outcome_maxima]`; see [`OutcomeMaxima`]).
     pub outcome_maxima: OutcomeMaxima,
+    /// The 15-minute learning circles (`[circles]`; see [`Circles`]).
+    pub circles: Circles,
+}
+
+/// The 15-minute learning circles (indicator 10): a residential community
+/// is covered when an active learning site lies within `walking_distance_m`
+/// of it; a township is a circle when at least `share` of its communities
+/// are covered. TOML section `[circles]`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Circles {
+    /// Walking distance in metres, above 0 and at most 100,000 (default
+    /// 1000). Env: `LIFELONG_CIRCLES_WALKING_DISTANCE_M`.
+    pub walking_distance_m: f64,
+    /// Share of covered communities, above 0 and at most 1 (default 0.9).
+    /// Env: `LIFELONG_CIRCLES_SHARE`.
+    pub share: f64,
+}
+
+impl Default for Circles {
+    fn default() -> Self {
+        let p = crate::indicators::circles::Params::default();
+        Circles {
+            walking_distance_m: p.distance_m,
+            share: p.share,
+        }
+    }
+}
+
+impl Circles {
+    /// The computation's parameters.
+    pub fn params(&self) -> crate::indicators::circles::Params {
+        crate::indicators::circles::Params {
+            distance_m: self.walking_distance_m,
+            share: self.share,
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.params().check().map_err(|(field, message)| {
+            let field = if field == "distance_m" {
+                "walking_distance_m"
+            } else {
+                field
+            };
+            format!("circles.{field} {message}")
+        })
+    }
 }
 
 /// Limits applied to every API request.
@@ -198,6 +246,7 @@ impl Default for Config {
             plugins: PluginLimits::default(),
             dev_mode: false,
             outcome_maxima: OutcomeMaxima::default(),
+            circles: Circles::default(),
         }
     }
 }
@@ -214,6 +263,7 @@ impl fmt::Debug for Config {
             .field("plugins", &self.plugins)
             .field("dev_mode", &self.dev_mode)
             .field("outcome_maxima", &self.outcome_maxima)
+            .field("circles", &self.circles)
             .finish()
     }
 }
@@ -255,7 +305,7 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
-        cfg.outcome_maxima.check().map_err(|e| {
+        cfg.outcome_maxima.check().and_then(|_| cfg.circles.check()).map_err(|e| {
             ConfigError::Parse(
                 path.map_or("(defaults)".into(), |p| p.display().to_string()),
                 e,
@@ -316,6 +366,12 @@ impl Config {
         }
         if let Some(v) = get("LIFELONG_PLUGIN_CPU_SHARE") {
             self.plugins.cpu_share = num("LIFELONG_PLUGIN_CPU_SHARE", v)?;
+        }
+        if let Some(v) = get("LIFELONG_CIRCLES_WALKING_DISTANCE_M") {
+            self.circles.walking_distance_m = num("LIFELONG_CIRCLES_WALKING_DISTANCE_M", v)?;
+        }
+        if let Some(v) = get("LIFELONG_CIRCLES_SHARE") {
+            self.circles.share = num("LIFELONG_CIRCLES_SHARE", v)?;
         }
         Ok(())
     }
@@ -423,5 +479,22 @@ mod tests {
             "outcome_maxima.skill_certificate must be above zero, not 0"
         );
         assert!(toml::from_str::<Config>("[outcome_maxima]\nhours = 1").is_err());
+    }
+
+    #[test]
+    fn circles_default_env_override_and_range() {
+        let c: Config = toml::from_str("[circles]\nshare = 0.8").unwrap();
+        assert_eq!(c.circles.share, 0.8);
+        assert_eq!(c.circles.walking_distance_m, 1000.0);
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "LIFELONG_CIRCLES_WALKING_DISTANCE_M").then(|| "1500".into()))
+            .unwrap();
+        assert_eq!(c.circles.params().distance_m, 1500.0);
+        let c: Config = toml::from_str("[circles]\nshare = 1.5").unwrap();
+        assert_eq!(
+            c.circles.check().unwrap_err(),
+            "circles.share must be above 0 and at most 1, not 1.5"
+        );
+        assert!(toml::from_str::<Config>("[circles]\nradius = 1").is_err());
     }
 }

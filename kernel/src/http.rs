@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 pub mod error;
 mod extract;
+mod indicators;
 pub mod openapi;
 mod page;
 mod persons;
@@ -53,6 +54,8 @@ pub struct AppState {
     /// dropped whenever the generation it was filled under is no longer
     /// current. Bounded by the number of sites.
     known_sites: Arc<std::sync::RwLock<(i64, std::collections::HashMap<String, String>)>>,
+    /// Walking distance and share for the 15-minute circles (`[circles]`).
+    pub circles: crate::indicators::circles::Params,
 }
 
 impl AppState {
@@ -67,7 +70,14 @@ impl AppState {
             max_body: limits.max_body_bytes,
             registry: None,
             known_sites: Arc::default(),
+            circles: Default::default(),
         }
+    }
+
+    /// Compute 15-minute circles with these parameters (`[circles]`).
+    pub fn with_circles(mut self, circles: crate::indicators::circles::Params) -> AppState {
+        self.circles = circles;
+        self
     }
 
     /// Serve the plugins of `registry` under `/api/v1/plugins/<id>/…` and
@@ -123,6 +133,7 @@ pub fn app_with(state: AppState, limits: &Limits, extra: Router<AppState>) -> Ro
         .merge(audit::router())
         .merge(plugins::router())
         .merge(plugin_admin::router())
+        .merge(indicators::router())
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

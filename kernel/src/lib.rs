@@ -21,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod idnumber;
+pub mod indicators;
 pub mod kernel;
 pub mod plugins;
 pub mod sites;

@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0005_conversions.sql"),
         postgres: include_str!("../../../migrations/postgres/0005_conversions.sql"),
     },
+    Migration {
+        name: "0006_indicators",
+        sqlite: include_str!("../../../migrations/sqlite/0006_indicators.sql"),
+        postgres: include_str!("../../../migrations/postgres/0006_indicators.sql"),
+    },
 ];
 
 /// What `migrate` did.
