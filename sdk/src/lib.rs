@@ -25,9 +25,12 @@
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod __bindings {
+    // World `provider` (= `plugin` + the `indicators` export, host API
+    // 1.4): every plugin built with this SDK exports `indicators`; one that
+    // declares no `[[indicators]]` is never asked (see `Plugin::indicators`).
     wit_bindgen::generate!({
         path: "wit",
-        world: "plugin",
+        world: "provider",
         pub_export_macro: true,
         default_bindings_module: "lifelong_sdk::__bindings",
     });
@@ -36,6 +39,7 @@ pub mod __bindings {
 use __bindings as bindings;
 
 mod error;
+mod indicators;
 mod router;
 pub mod tables;
 
@@ -50,6 +54,7 @@ pub use bindings::lifelong::plugin::settings;
 pub use bindings::lifelong::plugin::sites;
 pub use bindings::lifelong::plugin::types::{Caller, Value};
 pub use error::{Error, Result};
+pub use indicators::{Indicators, Query as IndicatorQuery};
 pub use router::{Request, Response, Router};
 
 use bindings::exports::lifelong::plugin::handler as wit;
@@ -68,6 +73,13 @@ pub trait Plugin {
         let _ = event;
         Ok(())
     }
+
+    /// The indicators the plugin provides, by key — each also declared in
+    /// the manifest's `[[indicators]]` (host API 1.4). The kernel asks for a
+    /// value at a site as of a date; see [`Indicators`]. None by default.
+    fn indicators() -> Indicators {
+        Indicators::new()
+    }
 }
 
 /// Export `$plugin` (a type implementing [`Plugin`]) as the component's
@@ -77,7 +89,7 @@ pub trait Plugin {
 macro_rules! export {
     ($plugin:ty) => {
         type __LifelongExports = $crate::Adapter<$plugin>;
-        $crate::__export_plugin_impl!(__LifelongExports with_types_in $crate::__bindings);
+        $crate::__export_provider_impl!(__LifelongExports with_types_in $crate::__bindings);
     };
 }
 
@@ -118,6 +130,17 @@ impl<P: Plugin> wit::Guest for Adapter<P> {
         P::on_event(&ev)
     }
 }
+
+impl<P: Plugin> bindings::exports::lifelong::plugin::indicators::Guest for Adapter<P> {
+    fn value(
+        q: bindings::exports::lifelong::plugin::indicators::Query,
+    ) -> std::result::Result<Option<f64>, String> {
+        install_panic_hook();
+        P::indicators().value(&Query::from_wit(q))
+    }
+}
+
+use indicators::Query;
 
 /// Write a log line (tagged by the kernel with plugin, version, site and request id).
 pub mod log {

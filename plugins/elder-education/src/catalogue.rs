@@ -196,6 +196,9 @@ pub const DESIGNATION_KINDS: &[&str] = &["one_school_one_brand", "one_point_one_
 struct Designation {
     kind: String,
     name: String,
+    /// Held since, if before today (recording an existing designation).
+    #[serde(default)]
+    since: Option<String>,
 }
 
 /// Give the request's site its brand designation (replacing an earlier one).
@@ -215,7 +218,7 @@ pub(crate) fn designate(req: &Request) -> Result<Response> {
     let row = [
         ("kind", t(&d.kind)),
         ("name", t(&d.name)),
-        ("since", t(&today())),
+        ("since", t(&started_on("since", d.since)?)),
     ];
     if !DESIGNATIONS.update(&key, &row)? {
         DESIGNATIONS.insert(&[&[("site", t(&req.site))][..], &row[..]].concat())?;
@@ -243,6 +246,9 @@ pub(crate) fn designation(req: &Request) -> Result<Response> {
 struct NewScenario {
     code: String,
     name: String,
+    /// Created on, if before today (recording an existing scenario).
+    #[serde(default)]
+    created_on: Option<String>,
 }
 
 pub(crate) fn create_scenario(req: &Request) -> Result<Response> {
@@ -255,6 +261,7 @@ pub(crate) fn create_scenario(req: &Request) -> Result<Response> {
         ("site", t(&req.site)),
         ("code", t(&n.code)),
         ("name", t(&n.name)),
+        ("created_on", t(&started_on("created_on", n.created_on)?)),
     ])?;
     Response::json(201, &json!({ "id": int(&row, "id") }))
 }

@@ -15,6 +15,7 @@
 mod catalogue;
 pub mod dates;
 mod enrolment;
+mod indicators;
 pub mod lottery;
 mod report;
 mod teaching;
@@ -123,6 +124,22 @@ fn today() -> String {
     lifelong_sdk::clock::today()
 }
 
+/// The date a record starts on: `given` (a past fact being recorded now,
+/// e.g. a team founded last spring — never a future one), else today.
+fn started_on(field: &str, given: Option<String>) -> Result<String> {
+    let today = today();
+    match given {
+        None => Ok(today),
+        Some(d) if dates::parse(&d).is_none() => {
+            Err(invalid(format!("{field}: {d:?} is not a date (YYYY-MM-DD)")))
+        }
+        Some(d) if d > today => Err(invalid(format!(
+            "{field}: {d} is in the future; record it on the day"
+        ))),
+        Some(d) => Ok(d),
+    }
+}
+
 /// Does `person` administer `site` (site or city admin there or above)?
 fn is_staff(person: i64, site: &str) -> Result<bool> {
     Ok(
@@ -189,6 +206,10 @@ fn by_key(groups: &[lifelong_sdk::tables::Group]) -> serde_json::Map<String, ser
 }
 
 impl Plugin for ElderEducation {
+    fn indicators() -> lifelong_sdk::Indicators {
+        indicators::provided()
+    }
+
     fn router() -> Router {
         Router::new()
             .get("/terms", list_terms)

@@ -57,6 +57,9 @@ struct NewTeam {
     /// The founding members (person ids), counted in the founding rating.
     #[serde(default)]
     members: Vec<i64>,
+    /// When it was founded, if before today (recording an existing team).
+    #[serde(default)]
+    founded_on: Option<String>,
 }
 
 pub(crate) fn create_team(req: &Request) -> Result<Response> {
@@ -68,7 +71,7 @@ pub(crate) fn create_team(req: &Request) -> Result<Response> {
     let row = TEAMS.insert(&[
         ("site", t(&req.site)),
         ("name", t(&n.name)),
-        ("founded_on", t(&today())),
+        ("founded_on", t(&started_on("founded_on", n.founded_on)?)),
         ("stars", i(0)),
     ])?;
     let id = int(&row, "id");

@@ -331,6 +331,33 @@ impl TestPlugin {
         Ok((resp.status, value))
     }
 
+    /// Ask for indicator `key` (as the manifest declares it) for the
+    /// subtree of this handle's site as of `as_of` (`YYYY-MM-DD`), as the
+    /// kernel asks: for an installed plugin through
+    /// [`Registry::indicator_value`] (routing, grants, `Ok(None)` where the
+    /// plugin is not enabled); for a loaded one on its export directly. Any
+    /// failure — the plugin's error, a trap, a limit — is `Err(message)`.
+    pub async fn indicator(&self, key: &str, as_of: &str) -> Result<Option<f64>, String> {
+        match &self.registry {
+            Some(r) => r
+                .indicator_value(&self.loaded.manifest.id, key, &self.site, as_of)
+                .await
+                .map_err(|e| e.to_string()),
+            None => self
+                .loaded
+                .indicator(
+                    &self.kernel,
+                    kernel::plugins::runtime::IndicatorQuery {
+                        key: key.to_string(),
+                        site: self.site.clone(),
+                        as_of: as_of.to_string(),
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?,
+        }
+    }
+
     /// GET.
     pub async fn get(
         &self,
