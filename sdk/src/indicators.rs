@@ -89,3 +89,41 @@ impl Indicators {
         compute(q).map_err(|e| e.detail)
     }
 }
+
+/// True if `s` is a calendar date written `YYYY-MM-DD` (the kernel's form).
+pub fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        s.get(r)
+            .filter(|p| p.bytes().all(|c| c.is_ascii_digit()))?
+            .parse()
+            .ok()
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert!(super::is_date("2028-02-29"));
+        assert!(!super::is_date("2026-02-29"));
+        assert!(!super::is_date("2026-13-01"));
+        assert!(!super::is_date("2026-1-01"));
+        assert!(!super::is_date("+026-01-01"));
+    }
+}

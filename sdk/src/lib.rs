@@ -54,7 +54,7 @@ pub use bindings::lifelong::plugin::settings;
 pub use bindings::lifelong::plugin::sites;
 pub use bindings::lifelong::plugin::types::{Caller, Value};
 pub use error::{Error, Result};
-pub use indicators::{Indicators, Query as IndicatorQuery};
+pub use indicators::{is_date, Indicators, Query as IndicatorQuery};
 pub use router::{Request, Response, Router};
 
 use bindings::exports::lifelong::plugin::handler as wit;

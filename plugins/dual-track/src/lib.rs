@@ -16,6 +16,7 @@
 
 mod agreements;
 mod completion;
+mod indicators;
 mod report;
 mod specialities;
 pub mod standard;
@@ -153,6 +154,10 @@ fn subtree(code: &str) -> Result<Vec<String>> {
 }
 
 impl Plugin for DualTrack {
+    fn indicators() -> lifelong_sdk::Indicators {
+        indicators::provided()
+    }
+
     fn router() -> Router {
         Router::new()
             .post("/specialities", create_speciality)

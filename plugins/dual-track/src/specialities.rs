@@ -59,6 +59,9 @@ struct NewSpeciality {
     standard: Standard,
     #[serde(default)]
     partners: Vec<String>,
+    /// Created on, if before today (recording an existing speciality).
+    #[serde(default)]
+    created_on: Option<String>,
 }
 
 /// Create a speciality offered by the request's site (staff there).
@@ -89,8 +92,19 @@ pub(crate) fn create_speciality(req: &Request) -> Result<Response> {
     for e in &n.partners {
         enterprise(e)?;
     }
+    let on = match n.created_on {
+        None => today(),
+        Some(d) if !lifelong_sdk::is_date(&d) => {
+            return Err(invalid(format!("created_on: {d:?} is not a date (YYYY-MM-DD)")))
+        }
+        Some(d) if d > today() => {
+            return Err(invalid(format!(
+                "created_on: {d} is in the future; record it on the day"
+            )))
+        }
+        Some(d) => d,
+    };
     let id = next("speciality")?;
-    let on = today();
     SPECIALITIES.insert(&[
         ("id", i(id)),
         ("code", t(&n.code)),
