@@ -317,6 +317,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!(
                     "no plugin crates here (run from a checkout to install the project's plugins)"
                 );
+                demo_history(&k, None).await;
             } else {
                 println!("building and installing {} plugin(s)…", crates.len());
                 let runtime =
@@ -361,6 +362,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(None) => {}
                     Err(e) => eprintln!("warning: the dual-track demo was not built: {e:#}"),
                 }
+                demo_history(&k, Some(&registry)).await;
             }
             if !no_serve {
                 serve(&cfg, k).await?;
@@ -368,6 +370,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Print the demo's indicator history line (or why it was not taken).
+async fn demo_history(k: &Kernel, registry: Option<&crate::plugins::registry::Registry>) {
+    match crate::demo::history(k, registry).await {
+        Ok(line) => println!("  {line}"),
+        Err(e) => eprintln!("warning: the indicator history was not taken: {e:#}"),
+    }
 }
 
 /// The imported value, or `None` after printing the per-row report.

@@ -219,7 +219,11 @@ pub async fn build(k: &Kernel) -> Result<String> {
             "public",
             "2000-01-01",
         ));
-        let school_opened = if t < 2 { "2026-09-01" } else { "2015-09-01" };
+        let school_opened = match t {
+            0 => "2026-03-15",
+            1 => "2026-09-01",
+            _ => "2015-09-01",
+        };
         let mut institutions = vec![
             (
                 "CS",
@@ -270,7 +274,12 @@ pub async fn build(k: &Kernel) -> Result<String> {
                 "public",
                 "2000-01-01",
             ));
-            let point_opened = if v == 4 { "2026-09-01" } else { "2019-09-01" };
+            let fifth_opened = format!("2026-{:02}-01", 4 + t);
+            let point_opened = if v == 4 {
+                fifth_opened.as_str()
+            } else {
+                "2019-09-01"
+            };
             let point = format!("{vcode}-TP");
             specs.push(site(
                 &point,
@@ -280,7 +289,14 @@ pub async fn build(k: &Kernel) -> Result<String> {
                 "public",
                 point_opened,
             ));
-            if v == 0 {
+            // Walking points: one per township opened month by month from
+            // February, and a second in every other township in October.
+            let walk_opened = match v {
+                0 => Some(format!("2026-{:02}-01", 2 + t)),
+                2 if t % 2 == 0 => Some("2026-10-15".to_string()),
+                _ => None,
+            };
+            if let Some(opened) = walk_opened {
                 let walk = format!("{vcode}-WP");
                 specs.push(site(
                     &walk,
@@ -288,7 +304,7 @@ pub async fn build(k: &Kernel) -> Result<String> {
                     "walking_point",
                     &vcode,
                     "public",
-                    "2026-09-01",
+                    &opened,
                 ));
             }
         }
@@ -297,13 +313,18 @@ pub async fn build(k: &Kernel) -> Result<String> {
     let base = (24.51, 117.65);
     let mut tx = k.db.begin().await?;
     for mut spec in specs {
-        spec.latitude = Some(base.0 + rng.gen_range(-0.2..0.2));
-        spec.longitude = Some(base.1 + rng.gen_range(-0.2..0.2));
+        // The random draws are kept so the rest of the demo is unchanged;
+        // the coordinates come from the planned map (`map_position`).
+        let jitter = (rng.gen_range(-0.2..0.2), rng.gen_range(-0.2..0.2));
+        let (lat, lon) = map_position(&spec.code).unwrap_or((base.0 + jitter.0, base.1 + jitter.1));
+        spec.latitude = Some(lat);
+        spec.longitude = Some(lon);
         sites::create_in(&mut tx, &system, spec)
             .await
             .map_err(flatten)?;
     }
     tx.commit().await?;
+    targets(k).await?;
 
     for (code, name, per_unit, kind) in [
         (
@@ -407,6 +428,16 @@ pub async fn build(k: &Kernel) -> Result<String> {
                     accounts::transition(k, &system, p.id, "activate")
                         .await
                         .map_err(flatten)?;
+                    // Demo history only: the API activates today; the demo
+                    // spreads activation days over the past eighteen months
+                    // so indicator 3 has a baseline and a year of growth.
+                    let mut tx = k.db.begin().await?;
+                    sqlx::query("UPDATE accounts SET activated_on = $1 WHERE person_id = $2")
+                        .bind(activation_day(persons))
+                        .bind(p.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
                     let n = rng.gen_range(1..=3);
                     for j in 0..n {
                         let (kind, title, qty, rule, site) = if elder {
@@ -468,6 +499,173 @@ pub async fn build(k: &Kernel) -> Result<String> {
         site_count,
         DEMO_ADMIN.0,
         DEMO_ADMIN.1
+    ))
+}
+
+/// Where a demo site lies on the planned map. Townships sit 0.1° apart;
+/// each has its five communities on a ring of 0.02° (about 2.2 km) around
+/// its centre, its institutions at the centre (too far to cover them), and
+/// a teaching point by each community: 220 m away (covered), except the
+/// fourth and fifth communities of T02, T04 and T06, whose points are 1.3 km
+/// out (uncovered). So T01, T03 and T05 become full 15-minute circles as
+/// their fifth teaching points open (April, June, August 2026); the others
+/// stay at 3 of 5.
+fn map_position(code: &str) -> Option<(f64, f64)> {
+    let centre = |t: usize| {
+        (
+            24.40 + (t / 3) as f64 * 0.10,
+            117.55 + (t % 3) as f64 * 0.10,
+        )
+    };
+    let parts: Vec<&str> = code.split('-').collect();
+    if parts[0] == "CITY" {
+        let suffix = code.strip_prefix("CITY-").unwrap_or("");
+        let i = CITY_SUFFIXES.iter().position(|s| *s == suffix).unwrap_or(0);
+        return Some((24.62 + 0.002 * i as f64, 117.80 + 0.002 * i as f64));
+    }
+    let t: usize = parts[0]
+        .strip_prefix('T')?
+        .parse::<usize>()
+        .ok()?
+        .checked_sub(1)?;
+    let (clat, clon) = centre(t);
+    let Some(second) = parts.get(1) else {
+        return Some((clat, clon));
+    };
+    let Some(v) = second
+        .strip_prefix('V')
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|n| n.checked_sub(1))
+    else {
+        let i = ["CS", "EU", "CH", "ETC", "YC", "XB"]
+            .iter()
+            .position(|s| s == second)
+            .unwrap_or(0);
+        return Some((clat + 0.001 * i as f64, clon - 0.001 * i as f64));
+    };
+    let angle = (v as f64 * 72.0).to_radians();
+    let at = |r: f64| (clat + r * angle.cos(), clon + r * angle.sin());
+    Some(match parts.get(2).copied() {
+        None => at(0.02),
+        Some("TP") if t % 2 == 1 && v >= 3 => at(0.032),
+        Some("TP") => {
+            let (a, b) = at(0.02);
+            (a + 0.002, b)
+        }
+        Some(_) => {
+            let (a, b) = at(0.02);
+            (a - 0.003, b)
+        }
+    })
+}
+
+const CITY_SUFFIXES: [&str; 6] = ["EU", "EU-SO", "OU", "TTS", "MUS", "SCI"];
+
+/// The demo's activation day of the `n`-th person: spread over the
+/// eighteen months up to today (never after it).
+fn activation_day(n: usize) -> String {
+    let start = chrono::NaiveDate::from_ymd_opt(2025, 6, 1).expect("date");
+    let day = start + chrono::Duration::days(((n * 37) % 540) as i64);
+    let today = chrono::NaiveDate::parse_from_str(&sites::today(), "%Y-%m-%d").unwrap_or(day);
+    day.min(today).format("%Y-%m-%d").to_string()
+}
+
+/// Yearly targets of the ten indicators for the city (the plan's 2030
+/// targets) and the townships' shares of some, set as the city admin would.
+async fn targets(k: &Kernel) -> Result<()> {
+    use crate::indicators::{set_targets, Ctx, TargetsInput};
+    let ctx = Ctx::new(k.clone(), None, Default::default());
+    let system = Actor::System("demo");
+    let steps = |y: [f64; 5]| -> std::collections::BTreeMap<String, f64> {
+        (2026..=2030).map(|n| n.to_string()).zip(y).collect()
+    };
+    let city: [(&str, [f64; 5]); 10] = [
+        ("1", [0.0, 0.0, 1.0, 1.0, 1.0]),
+        ("2", [0.0, 1.0, 1.0, 1.0, 1.0]),
+        ("3", [130.0, 170.0, 200.0, 220.0, 240.0]),
+        ("4", [4.0, 8.0, 12.0, 14.0, 16.0]),
+        ("5", [4.0, 8.0, 12.0, 14.0, 16.0]),
+        ("6", [2.0, 6.0, 10.0, 13.0, 16.0]),
+        ("7", [0.9, 0.95, 1.0, 1.0, 1.0]),
+        ("8", [4.0, 8.0, 12.0, 14.0, 16.0]),
+        ("9", [4.0, 8.0, 12.0, 14.0, 16.0]),
+        ("10", [1.0, 1.0, 2.0, 2.0, 2.0]),
+    ];
+    for (key, y) in city {
+        set_targets(
+            &ctx,
+            &system,
+            key,
+            TargetsInput {
+                site: Some("CITY".into()),
+                baseline: None,
+                targets: steps(y),
+            },
+        )
+        .await
+        .map_err(flatten)?;
+    }
+    for t in 1..=6 {
+        let code = format!("T{t:02}");
+        let share = if t <= 4 { 3.0 } else { 2.0 };
+        for (key, y) in [
+            ("4", [1.0, 1.0, 2.0, share, share]),
+            ("6", [0.0, 1.0, 2.0, 2.0, if t <= 4 { 3.0 } else { 2.0 }]),
+            ("7", [0.9, 1.0, 1.0, 1.0, 1.0]),
+        ] {
+            set_targets(
+                &ctx,
+                &system,
+                key,
+                TargetsInput {
+                    site: Some(code.clone()),
+                    baseline: None,
+                    targets: steps(y),
+                },
+            )
+            .await
+            .map_err(flatten)?;
+        }
+    }
+    Ok(())
+}
+
+/// A year of indicator history: snapshots of the city and its townships on
+/// the period's first day and at every month end since, up to yesterday
+/// (plugin indicators through `registry`, when the plugins are installed).
+/// Days already taken are kept, so running it again adds only new months.
+pub async fn history(
+    k: &Kernel,
+    registry: Option<&crate::plugins::registry::Registry>,
+) -> Result<String> {
+    use chrono::Datelike;
+    let ctx = crate::indicators::Ctx::new(k.clone(), registry.cloned(), Default::default());
+    let Some(city) = sites::fetch_by_code(k.db.reader(), "CITY").await? else {
+        return Ok("no demo city; no indicator history".into());
+    };
+    let today = chrono::NaiveDate::parse_from_str(&sites::today(), "%Y-%m-%d")?;
+    let mut days = vec![chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")];
+    let mut month = chrono::NaiveDate::from_ymd_opt(2026, 2, 1).expect("date");
+    while month <= today {
+        days.push(month - chrono::Duration::days(1));
+        month = if month.month() == 12 {
+            chrono::NaiveDate::from_ymd_opt(month.year() + 1, 1, 1)
+        } else {
+            chrono::NaiveDate::from_ymd_opt(month.year(), month.month() + 1, 1)
+        }
+        .expect("date");
+    }
+    let mut stored = 0;
+    for day in &days {
+        let day = day.format("%Y-%m-%d").to_string();
+        stored += crate::indicators::snapshots::take_for(&ctx, &city, &day, "system:demo")
+            .await
+            .map_err(flatten)?
+            .1;
+    }
+    Ok(format!(
+        "indicator history: {stored} snapshots stored over {} days",
+        days.len()
     ))
 }
 

@@ -427,9 +427,12 @@ impl Ctx {
             Ok(Some(v)) => (None, Some(format!("plugin {plugin} answered {v}"))),
             Ok(None) => (
                 None,
-                Some(format!("plugin {plugin} is not enabled at {}", site.code)),
+                Some(format!(
+                    "plugin {plugin} has no value at {} (it is not enabled there, or has nothing to count)",
+                    site.code
+                )),
             ),
-            Err(e) => (None, Some(format!("plugin {plugin} failed: {e}"))),
+            Err(e) => (None, Some(e.to_string())),
         };
         Ok(Computed {
             value,
@@ -1174,7 +1177,7 @@ pub async fn circles_report(
     let site = scoped_site(&ctx.kernel, actor, site).await?;
     let map = ctx.circle_map(&as_of, params).await?;
     let inside = |i: usize| map.sites[i].path.starts_with(&site.path);
-    let townships: Vec<TownshipView> = map
+    let mut townships: Vec<TownshipView> = map
         .coverage
         .townships
         .iter()
@@ -1192,7 +1195,8 @@ pub async fn circles_report(
             }
         })
         .collect();
-    let uncovered = map
+    townships.sort_by(|a, b| a.site.cmp(&b.site));
+    let mut uncovered: Vec<Uncovered> = map
         .coverage
         .communities
         .iter()
@@ -1221,6 +1225,7 @@ pub async fn circles_report(
             }
         })
         .collect();
+    uncovered.sort_by(|a, b| a.site.cmp(&b.site));
     Ok(CirclesReport {
         site: site.code,
         as_of,

@@ -27,15 +27,28 @@ pub struct Provided {
 
 /// Every indicator declared by the installed plugins, sorted by (key, plugin).
 pub fn provided(registry: Option<&Registry>) -> Vec<Provided> {
-    let Some(_registry) = registry else {
+    let Some(registry) = registry else {
         return Vec::new();
     };
-    let out: Vec<Provided> = Vec::new();
+    let mut out: Vec<Provided> = registry
+        .provided_indicators()
+        .into_iter()
+        .map(|p| Provided {
+            plugin: p.plugin,
+            key: p.key,
+            name_zh: p.name_zh,
+            name_en: p.name_en,
+            unit_zh: p.unit_zh,
+            unit_en: p.unit_en,
+            formula_version: p.formula_version,
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.key, &a.plugin).cmp(&(&b.key, &b.plugin)));
     out
 }
 
 /// The plugin's value of `key` for `site_code`'s subtree as of `as_of`;
-/// `Ok(None)` when the plugin is not enabled there.
+/// `Ok(None)` when the plugin is not enabled there (or has no value there).
 pub async fn value(
     registry: &Registry,
     plugin: &str,
@@ -43,6 +56,7 @@ pub async fn value(
     site_code: &str,
     as_of: &str,
 ) -> Result<Option<f64>> {
-    let _ = (registry, plugin, key, site_code, as_of);
-    Ok(None)
+    registry
+        .indicator_value(plugin, key, site_code, as_of)
+        .await
 }
