@@ -400,8 +400,11 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let runtime = crate::plugins::Runtime::new(cfg.plugins.runtime())
-        .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
+    let runtime = crate::plugins::Runtime::new(crate::plugins::RuntimeLimits {
+        quotas: cfg.quotas.clone(),
+        ..cfg.plugins.runtime()
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
     let registry = crate::plugins::registry::Registry::new(
         k.clone(),
         runtime,

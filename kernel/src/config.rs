@@ -39,6 +39,12 @@ pub struct Config {
     /// The largest quantity one learning outcome a plugin records may have,
     /// per kind (`[outcome_maxima]`; see [`OutcomeMaxima`]).
     pub outcome_maxima: OutcomeMaxima,
+    /// Every plugin's default quotas (`[quotas]`; a city admin may set
+    /// others per publisher, a manifest may ask for lower ones). Env:
+    /// `LIFELONG_QUOTA_ROWS`, `_BYTES`, `_SITE_ROWS`, `_SITE_BYTES`,
+    /// `_CALLS_PER_MINUTE`, `_EVENTS_PER_MINUTE`, `_LOG_LINES_PER_MINUTE`,
+    /// `_SYNC_MS` (see [`crate::plugins::quota::QuotaLimits`]).
+    pub quotas: crate::plugins::quota::QuotaLimits,
     /// The 15-minute learning circles (`[circles]`; see [`Circles`]).
     pub circles: Circles,
 }
@@ -246,6 +252,7 @@ impl Default for Config {
             plugins: PluginLimits::default(),
             dev_mode: false,
             outcome_maxima: OutcomeMaxima::default(),
+            quotas: Default::default(),
             circles: Circles::default(),
         }
     }
@@ -263,6 +270,7 @@ impl fmt::Debug for Config {
             .field("plugins", &self.plugins)
             .field("dev_mode", &self.dev_mode)
             .field("outcome_maxima", &self.outcome_maxima)
+            .field("quotas", &self.quotas)
             .field("circles", &self.circles)
             .finish()
     }
@@ -305,6 +313,12 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.quotas.check().map_err(|e| {
+            ConfigError::Parse(
+                path.map_or("(defaults)".into(), |p| p.display().to_string()),
+                e,
+            )
+        })?;
         cfg.outcome_maxima.check().and_then(|_| cfg.circles.check()).map_err(|e| {
             ConfigError::Parse(
                 path.map_or("(defaults)".into(), |p| p.display().to_string()),
@@ -366,6 +380,24 @@ impl Config {
         }
         if let Some(v) = get("LIFELONG_PLUGIN_CPU_SHARE") {
             self.plugins.cpu_share = num("LIFELONG_PLUGIN_CPU_SHARE", v)?;
+        }
+        let q = &mut self.quotas;
+        for (name, field) in [
+            ("LIFELONG_QUOTA_ROWS", &mut q.rows),
+            ("LIFELONG_QUOTA_BYTES", &mut q.bytes),
+            ("LIFELONG_QUOTA_SITE_ROWS", &mut q.site_rows),
+            ("LIFELONG_QUOTA_SITE_BYTES", &mut q.site_bytes),
+            ("LIFELONG_QUOTA_CALLS_PER_MINUTE", &mut q.calls_per_minute),
+            ("LIFELONG_QUOTA_EVENTS_PER_MINUTE", &mut q.events_per_minute),
+            (
+                "LIFELONG_QUOTA_LOG_LINES_PER_MINUTE",
+                &mut q.log_lines_per_minute,
+            ),
+            ("LIFELONG_QUOTA_SYNC_MS", &mut q.sync_ms),
+        ] {
+            if let Some(v) = get(name) {
+                *field = num(name, v)?;
+            }
         }
         if let Some(v) = get("LIFELONG_CIRCLES_WALKING_DISTANCE_M") {
             self.circles.walking_distance_m = num("LIFELONG_CIRCLES_WALKING_DISTANCE_M", v)?;
@@ -462,6 +494,23 @@ mod tests {
             err.unwrap_err().to_string(),
             "environment variable LIFELONG_REQUEST_TIMEOUT_MS: \"soon\" is not a number"
         );
+    }
+
+    #[test]
+    fn quotas_default_and_take_env_overrides() {
+        let c: Config = toml::from_str("[quotas]\nrows = 5000").unwrap();
+        assert_eq!(c.quotas.rows, 5000);
+        assert_eq!(c.quotas.calls_per_minute, 6_000);
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "LIFELONG_QUOTA_EVENTS_PER_MINUTE").then(|| "7".into()))
+            .unwrap();
+        assert_eq!(c.quotas.events_per_minute, 7);
+        let c: Config = toml::from_str("[quotas]\nsite_rows = 0").unwrap();
+        assert_eq!(
+            c.quotas.check().unwrap_err(),
+            "quotas.site_rows must be above zero"
+        );
+        assert!(toml::from_str::<Config>("[quotas]\nrow = 1").is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod openapi;
 mod page;
 mod persons;
 mod plugin_admin;
+mod plugin_quotas;
 mod plugins;
 mod sites;
 
@@ -133,6 +134,7 @@ pub fn app_with(state: AppState, limits: &Limits, extra: Router<AppState>) -> Ro
         .merge(audit::router())
         .merge(plugins::router())
         .merge(plugin_admin::router())
+        .merge(plugin_quotas::router())
         .merge(indicators::router())
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)

@@ -31,6 +31,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod package;
 pub mod persons;
+pub mod quota;
 pub mod registry;
 pub mod runtime;
 pub mod settings;

@@ -11,6 +11,10 @@
 //! - `plugins/lifecycle.rs`: per-site enablement and grants, upgrade,
 //!   rollback, removal, and their races;
 //! - `plugins/admin.rs`: the admin HTTP API, metrics and logs;
+//! - `plugins/publishers.rs`: institution publishers bound to a site, their
+//!   ceiling, plugin-id ownership, revocation and the approval queue;
+//! - `plugins/quotas.rs`: quotas as served (each firing alone, usage in
+//!   `/metrics` and the registry entry, overrides, a manifest lowering one);
 //! - `plugins/served.rs`: guarantees as a deployment serves them (events
 //!   between plugins, the body cap, failure responses, fair share, retries).
 
@@ -26,6 +30,10 @@ mod events;
 mod host;
 #[path = "plugins/lifecycle.rs"]
 mod lifecycle;
+#[path = "plugins/publishers.rs"]
+mod publishers;
+#[path = "plugins/quotas.rs"]
+mod quotas;
 #[path = "plugins/sandbox.rs"]
 mod sandbox;
 #[path = "plugins/served.rs"]

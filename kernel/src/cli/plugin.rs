@@ -91,6 +91,18 @@ pub enum PluginCommand {
         #[arg(required = true)]
         capabilities: Vec<String>,
     },
+    /// Show a publisher's plugin quotas, or set the city's override with
+    /// name=value (rows, bytes, site_rows, site_bytes, calls_per_minute,
+    /// events_per_minute, log_lines_per_minute); --clear removes it.
+    Quotas {
+        /// The publisher.
+        publisher: String,
+        /// Quotas to set, as name=value; the others take the city defaults.
+        set: Vec<String>,
+        /// Remove the override (every quota takes the city default).
+        #[arg(long)]
+        clear: bool,
+    },
     /// Show a plugin's settings at a site, or set some with name=value (JSON value).
     Settings {
         /// The plugin id.
@@ -314,6 +326,47 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
                 if revoke { "refused" } else { "granted" },
                 capabilities.join(", ")
             );
+        }
+        PluginCommand::Quotas {
+            publisher,
+            set,
+            clear,
+        } => {
+            let r = registry(cfg).await?;
+            if clear || !set.is_empty() {
+                let mut values = serde_json::Map::new();
+                for pair in &set {
+                    let (name, value) = pair
+                        .split_once('=')
+                        .with_context(|| format!("{pair:?} is not name=value"))?;
+                    let n: u64 = value
+                        .parse()
+                        .with_context(|| format!("{name}: {value:?} is not a whole number"))?;
+                    values.insert(name.to_string(), n.into());
+                }
+                let values: crate::plugins::quota::QuotaValues =
+                    serde_json::from_value(values.into()).map_err(|e| anyhow::anyhow!("{e}"))?;
+                crate::plugins::quota::set_override(r.kernel(), &system, &publisher, &values)
+                    .await?;
+            }
+            let over = crate::plugins::quota::publisher_override(r.kernel(), &publisher).await?;
+            let defaults = cfg.quotas.effective(None, &Default::default());
+            let over = over.unwrap_or_default();
+            let pick = |name: &str, d: u64| {
+                serde_json::to_value(&over)
+                    .ok()
+                    .and_then(|v| v[name].as_u64())
+                    .map_or(format!("{name} = {d} (city default)"), |v| {
+                        format!("{name} = {v} (set for {publisher})")
+                    })
+            };
+            for (name, d) in serde_json::to_value(defaults)?
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                println!("{}", pick(name, d.as_u64().unwrap_or_default()));
+            }
         }
         PluginCommand::Settings { plugin, site, set } => {
             let reg = registry(cfg).await?;

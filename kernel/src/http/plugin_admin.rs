@@ -68,7 +68,15 @@ async fn info(
     Auth(_, _): Auth,
     Path(plugin): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(axum::Json(registry(&state)?.info(&plugin).await?).into_response())
+    let r = registry(&state)?;
+    let mut entry =
+        serde_json::to_value(r.info(&plugin).await?).map_err(|e| Error::Internal(e.into()))?;
+    // Usage against the plugin's quotas (`plugins/quota.rs`).
+    if let Some(m) = r.manifest(&plugin) {
+        let usage = crate::plugins::quota::usage(r.kernel(), r.runtime().quotas(), &m).await?;
+        entry["quota"] = serde_json::to_value(usage).map_err(|e| Error::Internal(e.into()))?;
+    }
+    Ok(axum::Json(entry).into_response())
 }
 
 /// The uploaded package; an oversized one is a 413 problem.
@@ -235,9 +243,21 @@ async fn trust(
 
 /// Per-plugin counters in Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state
+    let mut body = state
         .registry()
         .map(|r| r.runtime().observatory().render())
         .unwrap_or_default();
+    // Each plugin's quotas and usage (`plugins/quota.rs`).
+    if let Some(r) = state.registry() {
+        let manifests: Vec<_> = r
+            .loaded()
+            .into_iter()
+            .filter_map(|(id, _)| r.manifest(&id))
+            .collect();
+        match crate::plugins::quota::render(r.kernel(), r.runtime().quotas(), &manifests).await {
+            Ok(text) => body.push_str(&text),
+            Err(e) => tracing::warn!("plugin quota metrics not read: {e}"),
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -400,7 +400,9 @@ struct PluginFailure {
 impl IntoResponse for PluginFailure {
     fn into_response(self) -> Response {
         let e = self.error;
-        let status = if e.kind.is_transient() {
+        let status = if let FailureKind::Quota(_) = e.kind {
+            StatusCode::TOO_MANY_REQUESTS
+        } else if e.kind.is_transient() {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -434,8 +436,17 @@ impl IntoResponse for PluginFailure {
                 "the plugin call kept losing write races with other calls; nothing was written"
             }
             FailureKind::Busy => "the plugin is running as many calls as it may; try again shortly",
+            FailureKind::Quota(q) => match q {
+                crate::plugins::quota::CALLS_PER_MINUTE => "the plugin has used its quota calls_per_minute at this site; nothing was written; try again next minute",
+                crate::plugins::quota::EVENTS_PER_MINUTE => "the plugin has used its quota events_per_minute; nothing was written; try again next minute",
+                crate::plugins::quota::LOG_LINES_PER_MINUTE => "the plugin has used its quota log_lines_per_minute; nothing was written; try again next minute",
+                crate::plugins::quota::ROWS => "the plugin has used its quota rows (stored rows); nothing was written",
+                crate::plugins::quota::BYTES => "the plugin has used its quota bytes (stored bytes); nothing was written",
+                crate::plugins::quota::SITE_ROWS => "the plugin has used its quota site_rows (stored rows written at this site); nothing was written",
+                _ => "the plugin has used its quota site_bytes (stored bytes written at this site); nothing was written",
+            },
         };
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("urn:lifelong:problem:plugin-{}", e.kind.as_str()),
             "title": "Plugin call failed",
             "status": status.as_u16(),
@@ -448,6 +459,9 @@ impl IntoResponse for PluginFailure {
             "kind": e.kind.as_str(),
             "request_id": self.request_id,
         });
+        if let FailureKind::Quota(q) = e.kind {
+            body["quota"] = q.into();
+        }
         let mut r = (status, body.to_string()).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -456,6 +470,16 @@ impl IntoResponse for PluginFailure {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let FailureKind::Quota(
+            crate::plugins::quota::CALLS_PER_MINUTE
+            | crate::plugins::quota::EVENTS_PER_MINUTE
+            | crate::plugins::quota::LOG_LINES_PER_MINUTE,
+        ) = e.kind
+        {
+            // A rate window is a minute long: this one ends within 60 s.
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
         r
     }

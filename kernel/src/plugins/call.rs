@@ -57,6 +57,13 @@ pub struct CallState {
     pub(super) phase: Arc<std::sync::Mutex<&'static str>>,
     /// The node's guest slices (see `Shared::cpu_slots`).
     pub(super) cpu_slots: Arc<tokio::sync::Semaphore>,
+    /// The node's quota counters, and the quotas in force for this call.
+    pub(super) quotas: super::quota::Quotas,
+    pub(super) quota: super::quota::Effective,
+    /// The call's stored rows and bytes, once it has written (`quota.rs`).
+    pub(super) usage: Option<super::quota::CallUsage>,
+    /// Set when the call would pass a quota; the call fails as `quota`.
+    pub(super) quota_exceeded: Option<super::quota::Exceeded>,
 }
 
 /// What every loaded version of one plugin shares on a node: its fair share
@@ -156,6 +163,8 @@ pub(super) struct Shared {
     /// one), so guest code that runs past a tick never occupies every
     /// worker thread, whatever the number of plugins doing it.
     pub cpu_slots: Arc<tokio::sync::Semaphore>,
+    /// The node's quota counters.
+    pub quotas: super::quota::Quotas,
 }
 
 /// Begin a transaction on a task of its own. `BEGIN` is not cancel-safe in
@@ -311,6 +320,10 @@ impl CallState {
             cpu: Default::default(),
             phase: Arc::new(std::sync::Mutex::new("starting")),
             cpu_slots: shared.cpu_slots.clone(),
+            quotas: shared.quotas.clone(),
+            quota: shared.quotas.effective(&shared.manifest),
+            usage: None,
+            quota_exceeded: None,
         }
     }
 
@@ -395,6 +408,9 @@ impl CallState {
                 return Ok(false);
             }
         }
+        if let Some(u) = &self.usage {
+            u.flush(&mut *tx, &self.manifest.id, &self.site).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -462,6 +478,82 @@ impl CallState {
 }
 
 use super::failure::is_conflict_text;
+
+impl CallState {
+    /// Count a write's change to the plugin's stored rows and bytes (in
+    /// the call's transaction, under the plugin's write lock); a change
+    /// that grows usage past a quota makes the call fail as `quota`.
+    pub(super) async fn count_stored(&mut self, rows: i64, bytes: i64) -> wasmtime::Result<()> {
+        if (rows == 0 && bytes == 0) || !self.quotas.enforced() {
+            return Ok(());
+        }
+        if self.usage.is_none() {
+            let k = self.kernel()?;
+            let root = match self.quotas.root(&k).await {
+                Ok(r) => r,
+                Err(e) => return self.kernel_trap(e),
+            };
+            let (plugin, site) = (self.manifest.id.clone(), self.site.clone());
+            let loaded = super::quota::load_usage(&mut *self.tx().await?, &plugin, &site).await;
+            match loaded {
+                Ok((p, s)) => {
+                    self.usage = Some(super::quota::CallUsage {
+                        plugin: p,
+                        site: s,
+                        delta: Default::default(),
+                        per_site: !site.is_empty() && site != root,
+                    })
+                }
+                Err(e) => return self.kernel_trap(e),
+            }
+        }
+        let (q, site) = (self.quota, self.site.clone());
+        let usage = self.usage.as_mut().expect("loaded above");
+        if let Err(e) = usage.add(rows, bytes, &q, &site) {
+            return Err(self.exceeded(e));
+        }
+        Ok(())
+    }
+
+    /// Count one of `rate` for this call's plugin; past its quota the call
+    /// fails as `quota`.
+    pub(super) fn take_rate(&mut self, rate: super::quota::Rate) -> wasmtime::Result<()> {
+        let site = match rate {
+            super::quota::Rate::Calls => self.site.as_str(),
+            _ => super::quota::TOTAL,
+        };
+        match self.quotas.take(&self.manifest.id, site, rate, &self.quota) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.exceeded(e)),
+        }
+    }
+
+    /// Record a passed quota; the returned error ends the call (a trap the
+    /// guest cannot catch), which then fails as `quota` and rolls back.
+    fn exceeded(&mut self, e: super::quota::Exceeded) -> wasmtime::Error {
+        if !matches!(
+            e.quota,
+            "calls_per_minute" | "events_per_minute" | "log_lines_per_minute"
+        ) {
+            // Rates note their refusals where they count.
+            self.quotas.refused(&self.manifest.id, e.quota);
+        }
+        let m = e.to_string();
+        self.quota_exceeded = Some(e);
+        wasmtime::format_err!("{m}")
+    }
+
+    fn kernel_trap(&mut self, e: sqlx::Error) -> wasmtime::Result<()> {
+        let m = e.to_string();
+        let m = if is_conflict_text(&m) {
+            format!("{CONFLICT}: {m}")
+        } else {
+            m
+        };
+        self.kernel_failure = Some(m.clone());
+        wasmtime::bail!("{m}")
+    }
+}
 
 impl CallState {
     /// The capability check every non-table host call makes first.

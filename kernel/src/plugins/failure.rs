@@ -22,6 +22,9 @@ pub enum FailureKind {
     /// The plugin already runs as many calls as it may, and this one waited
     /// in its queue for longer than the kernel allows.
     Busy,
+    /// The call would pass one of the plugin's quotas (named: see
+    /// `quota.rs`); nothing it wrote was kept.
+    Quota(&'static str),
 }
 
 impl FailureKind {
@@ -36,6 +39,7 @@ impl FailureKind {
             FailureKind::Kernel => "kernel",
             FailureKind::Conflict => "conflict",
             FailureKind::Busy => "busy",
+            FailureKind::Quota(_) => "quota",
         }
     }
 
@@ -109,6 +113,17 @@ pub(super) fn busy(m: &Manifest, limit: usize, waited: std::time::Duration) -> C
     }
 }
 
+/// The call would pass a quota (refused before it ran, or by a host call).
+pub(super) fn quota(m: &Manifest, e: &super::quota::Exceeded) -> CallError {
+    CallError {
+        plugin: m.id.clone(),
+        version: m.version.clone(),
+        kind: FailureKind::Quota(e.quota),
+        message: format!("{e}; nothing the call wrote was kept"),
+        backtrace: vec![],
+    }
+}
+
 /// Whether a kernel error is a lost write race worth re-running the call for.
 pub(super) fn is_conflict_text(m: &str) -> bool {
     // PostgreSQL serialization failure / deadlock; SQLite busy.
@@ -169,6 +184,12 @@ pub(super) fn classify(m: &Manifest, s: &CallState, e: wasmtime::Error) -> CallE
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(q) = &s.quota_exceeded {
+        return CallError {
+            backtrace,
+            ..quota(m, q)
+        };
+    }
     if let Some(k) = s.kernel_failure.clone() {
         return CallError {
             backtrace,

@@ -81,6 +81,8 @@ impl log::Host for CallState {
             }
             return Ok(());
         }
+        // Past the plugin's log lines per minute the call fails as `quota`.
+        self.take_rate(super::quota::Rate::Logs)?;
         let message: String = message.chars().take(4096).collect();
         let (plugin, version, site, req) = (
             &self.manifest.id,
@@ -163,6 +165,10 @@ impl wit::Host for CallState {
         let r = tables
             .insert(&mut *self.tx().await?, &table, &row_in(row))
             .await;
+        if let Ok(stored) = &r {
+            self.count_stored(1, super::tables::row_bytes(stored))
+                .await?;
+        }
         self.table_result(r.map(row_out))
     }
 
@@ -180,7 +186,10 @@ impl wit::Host for CallState {
         let r = tables
             .update(&mut *self.tx().await?, &table, &key, &row_in(set))
             .await;
-        self.table_result(r)
+        if let Ok((_, bytes)) = &r {
+            self.count_stored(0, *bytes).await?;
+        }
+        self.table_result(r.map(|(updated, _)| updated))
     }
 
     async fn delete(
@@ -194,7 +203,10 @@ impl wit::Host for CallState {
         let key: Vec<Value> = key.into_iter().map(value_in).collect();
         let tables = self.tables.clone();
         let r = tables.delete(&mut *self.tx().await?, &table, &key).await;
-        self.table_result(r)
+        if let Ok(Some(bytes)) = &r {
+            self.count_stored(-1, -*bytes).await?;
+        }
+        self.table_result(r.map(|deleted| deleted.is_some()))
     }
 
     async fn select(&mut self, q: wit::Query) -> wasmtime::Result<Result<wit::Page, types::Error>> {
@@ -245,7 +257,10 @@ impl wit::Host for CallState {
         let r = tables
             .update_where(&mut *self.tx().await?, &table, &conds_in(where_), &changes)
             .await;
-        self.table_result(r)
+        if let Ok((_, bytes)) = &r {
+            self.count_stored(0, *bytes).await?;
+        }
+        self.table_result(r.map(|(n, _)| n))
     }
 
     async fn aggregate(
@@ -696,6 +711,8 @@ impl events::Host for CallState {
                 "the payload is larger than 64 KiB".into(),
             )));
         }
+        // Counted when published (a call that then fails still counted it).
+        self.take_rate(super::quota::Rate::Events)?;
         let full = format!("{}.{name}", self.manifest.id);
         let site = self.site.clone();
         let subscribers: Vec<String> = {

@@ -21,14 +21,15 @@ const LOG_KEEP: usize = 1000;
 /// Failure kinds counted separately (see `FailureKind::as_str`), plus
 /// `handler` for an event handler that returned an error.
 const KINDS: &[&str] = &[
-    "deadline", "memory", "stack", "panic", "trap", "kernel", "conflict", "busy", "handler",
+    "deadline", "memory", "stack", "panic", "trap", "kernel", "conflict", "busy", "quota",
+    "handler",
 ];
 
 /// The counters of one plugin version.
 #[derive(Debug, Default)]
 pub struct PluginMetrics {
     calls: AtomicU64,
-    errors: [AtomicU64; 9],
+    errors: [AtomicU64; 10],
     buckets: [AtomicU64; 15],
     latency_count: AtomicU64,
     latency_micros: AtomicU64,

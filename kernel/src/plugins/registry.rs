@@ -266,6 +266,7 @@ impl Registry {
                 "a plugin must accept a body of at least 1 byte (leave it out for the kernel's cap)",
             ));
         }
+        super::quota::check_asked(&m.limits)?;
         let sha = package::sha256_hex(&pkg.component);
         let compiled = self.compile(&pkg.component, &sha).await.map_err(|e| {
             Error::invalid(

@@ -85,6 +85,8 @@ pub struct RuntimeLimits {
     pub cpu_share: usize,
     /// Guest slices of all plugins executing at once on the node.
     pub node_cpu_slices: usize,
+    /// The city's default quotas (`quota.rs`).
+    pub quotas: super::quota::QuotaLimits,
 }
 
 impl Default for RuntimeLimits {
@@ -114,6 +116,7 @@ impl Default for RuntimeLimits {
             // left for short calls and I/O.
             node_cpu_slices: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            quotas: Default::default(),
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct Runtime {
     /// Each plugin's fair share on this node, by plugin id (shared by its
     /// loaded versions, so an upgrade does not double a plugin's share).
     shares: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Share>>>>,
+    /// Quota counters of this node (`quota.rs`).
+    quotas: super::quota::Quotas,
     _ticker: Arc<Ticker>,
 }
 
@@ -197,6 +202,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+        let quotas = super::quota::Quotas::new(limits.quotas.clone());
         let slots = limits.max_open_transactions.max(1);
         let node_slices = limits.node_cpu_slices.max(1);
         let stop = Arc::new(AtomicBool::new(false));
@@ -221,6 +227,7 @@ impl Runtime {
             tx_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             cpu_slots: Arc::new(tokio::sync::Semaphore::new(node_slices)),
             shares: Arc::default(),
+            quotas,
             _ticker: Arc::new(Ticker(stop)),
         })
     }
@@ -260,6 +267,11 @@ impl Runtime {
     /// The kernel's caps.
     pub fn limits(&self) -> &RuntimeLimits {
         &self.limits
+    }
+
+    /// The node's quota counters and the city's default quotas.
+    pub fn quotas(&self) -> &super::quota::Quotas {
+        &self.quotas
     }
 
     /// Every plugin's counters and recent logs.
@@ -390,6 +402,7 @@ impl Runtime {
                 tx_slots: self.tx_slots.clone(),
                 share,
                 cpu_slots: self.cpu_slots.clone(),
+                quotas: self.quotas.clone(),
             },
             tables,
             manifest,
@@ -447,6 +460,7 @@ impl Loaded {
         } else {
             Mode::Write
         };
+        self.count_call(k, &req.site)?;
         let _place = self.admit(self.queue_wait).await?;
         self.with_retries(|| async {
             let mut state = self
@@ -480,6 +494,9 @@ impl Loaded {
         // Deliveries take no place among the plugin's request calls: a
         // node's delivery loop runs them one at a time, and a plugin flooded
         // with requests must not hold up the loop for every other plugin.
+        // They count among the calls at the event's site; a delivery past
+        // that quota fails, and is retried later as any failed delivery.
+        self.count_call(k, ev.site.as_deref().unwrap_or_default())?;
         self.with_retries(|| async {
             let site = ev.site.clone().unwrap_or_default();
             let mut state = self
@@ -512,6 +529,20 @@ impl Loaded {
             Ok(result.map(|()| committed))
         })
         .await
+    }
+
+    /// Count a call at `site` against the plugin's calls-per-minute quota
+    /// there; past it the call fails as `quota` before it runs.
+    fn count_call(&self, k: &Kernel, site: &str) -> Result<(), CallError> {
+        let quotas = &self.shared.quotas;
+        quotas.maybe_sync(k);
+        let limits = quotas.effective(&self.manifest);
+        quotas
+            .take(&self.manifest.id, site, super::quota::Rate::Calls, &limits)
+            .map_err(|e| {
+                self.metrics.failure("quota");
+                failure::quota(&self.manifest, &e)
+            })
     }
 
     /// A place among the plugin's calls running at once, waiting at most

@@ -340,14 +340,15 @@ impl Tables {
         Self::decode(t, &r)
     }
 
-    /// Set columns of the row with primary key `key`.
+    /// Set columns of the row with primary key `key`; whether it existed,
+    /// and how many bytes the row's stored size changed by (`row_bytes`).
     pub async fn update(
         &self,
         conn: &mut AnyConnection,
         table: &str,
         key: &[Value],
         set: &Row,
-    ) -> Res<bool> {
+    ) -> Res<(bool, i64)> {
         let (t, name) = self.def(table)?;
         if set.is_empty() {
             return Err(invalid("an update must set at least one column"));
@@ -370,17 +371,46 @@ impl Tables {
             sql.value(t, c, v)?;
         }
         self.key_where(&mut sql, t, key)?;
+        // The set columns' size before (the plugin's write lock is held:
+        // nothing changes the row between this read and the update).
+        let cols: Vec<&str> = set.iter().map(|(c, _)| c.as_str()).collect();
+        let mut old = Sql::new(self.backend);
+        old.push(&format!(
+            "SELECT {} AS size__ FROM {name}",
+            self.size_sql(t, &cols)
+        ));
+        self.key_where(&mut old, t, key)?;
+        let before: Option<i64> = match old.query().fetch_optional(&mut *conn).await? {
+            Some(r) => Some(r.try_get("size__")?),
+            None => None,
+        };
         let n = self.guarded(conn, t, &sql).await?;
-        Ok(n > 0)
+        let delta = if n > 0 {
+            row_bytes(set) - before.unwrap_or(0)
+        } else {
+            0
+        };
+        Ok((n > 0, delta))
     }
 
-    /// Delete the row with primary key `key`.
-    pub async fn delete(&self, conn: &mut AnyConnection, table: &str, key: &[Value]) -> Res<bool> {
+    /// Delete the row with primary key `key`; the stored size of the row
+    /// deleted (`row_bytes`), if there was one.
+    pub async fn delete(
+        &self,
+        conn: &mut AnyConnection,
+        table: &str,
+        key: &[Value],
+    ) -> Res<Option<i64>> {
         let (t, name) = self.def(table)?;
         let mut sql = Sql::new(self.backend);
         sql.push(&format!("DELETE FROM {name}"));
         self.key_where(&mut sql, t, key)?;
-        Ok(sql.query().execute(&mut *conn).await?.rows_affected() > 0)
+        let all: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        sql.push(&format!(" RETURNING {} AS size__", self.size_sql(t, &all)));
+        match sql.query().fetch_optional(&mut *conn).await? {
+            Some(r) => Ok(Some(r.try_get("size__")?)),
+            None => Ok(None),
+        }
     }
 
     /// One page of rows matching `conds`, in `order`.
@@ -472,14 +502,15 @@ impl Tables {
         Ok((out, next))
     }
 
-    /// Apply `changes` to rows matching `conds`; returns how many changed.
+    /// Apply `changes` to rows matching `conds`; returns how many changed,
+    /// and how many bytes their stored size changed by (`row_bytes`).
     pub async fn update_where(
         &self,
         conn: &mut AnyConnection,
         table: &str,
         conds: &[Condition],
         changes: &[(String, Change)],
-    ) -> Res<u64> {
+    ) -> Res<(u64, i64)> {
         let (t, name) = self.def(table)?;
         if changes.is_empty() {
             return Err(invalid("an update must change at least one column"));
@@ -528,7 +559,39 @@ impl Tables {
             sql.push(" AND ");
             condition(&mut sql, t, c)?;
         }
-        self.guarded(conn, t, &sql).await
+        // Only set columns change size (an integer added to stays an
+        // integer, a NULL stays NULL): their size before, over the rows the
+        // update will change (under the plugin's write lock, the same rows).
+        let set: Vec<(&str, &Value)> = changes
+            .iter()
+            .filter_map(|(c, ch)| match ch {
+                Change::Set(v) => Some((c.as_str(), v)),
+                Change::Add(_) => None,
+            })
+            .collect();
+        let before = if set.is_empty() {
+            0
+        } else {
+            let cols: Vec<&str> = set.iter().map(|(c, _)| *c).collect();
+            let mut old = Sql::new(self.backend);
+            old.push(&format!(
+                "SELECT CAST(COALESCE(SUM({}), 0) AS BIGINT) AS size__ FROM {name} WHERE 1 = 1",
+                self.size_sql(t, &cols)
+            ));
+            for c in conds {
+                old.push(" AND ");
+                condition(&mut old, t, c)?;
+            }
+            old.query().fetch_one(&mut *conn).await?.try_get("size__")?
+        };
+        let n = self.guarded(conn, t, &sql).await?;
+        let after: i64 = set.iter().map(|(_, v)| value_bytes(v)).sum();
+        let delta = if set.is_empty() {
+            0
+        } else {
+            n as i64 * after - before
+        };
+        Ok((n, delta))
     }
 
     /// Run an update that may break a unique constraint. On PostgreSQL,
@@ -630,6 +693,66 @@ impl Tables {
                 Ok((key, n, s))
             })
             .collect()
+    }
+}
+
+/// A value's stored size as quotas count it (`quota.rs`): 8 bytes for a
+/// number or a boolean, the byte length of text and blobs, 0 for NULL.
+pub fn value_bytes(v: &Value) -> i64 {
+    match v {
+        Value::Null => 0,
+        Value::Integer(_) | Value::Real(_) | Value::Boolean(_) => 8,
+        Value::Text(s) => s.len() as i64,
+        Value::Blob(b) => b.len() as i64,
+    }
+}
+
+/// A row's stored size: the sum of its values' (`value_bytes`).
+pub fn row_bytes(r: &Row) -> i64 {
+    r.iter().map(|(_, v)| value_bytes(v)).sum()
+}
+
+impl Tables {
+    /// SQL for the stored size of columns `cols` of a row, as
+    /// [`value_bytes`] counts it.
+    fn size_sql(&self, t: &TableDef, cols: &[&str]) -> String {
+        let parts: Vec<String> = cols
+            .iter()
+            .filter_map(|c| t.column(c))
+            .map(|c| match (c.ty, self.backend) {
+                (ColumnType::Text | ColumnType::Blob, Backend::Sqlite) => {
+                    format!("COALESCE(LENGTH(CAST({} AS BLOB)), 0)", c.name)
+                }
+                (ColumnType::Text | ColumnType::Blob, Backend::Postgres) => {
+                    format!("COALESCE(OCTET_LENGTH({}), 0)", c.name)
+                }
+                _ => format!("(CASE WHEN {} IS NULL THEN 0 ELSE 8 END)", c.name),
+            })
+            .collect();
+        if parts.is_empty() {
+            "CAST(0 AS BIGINT)".into()
+        } else {
+            format!("CAST({} AS BIGINT)", parts.join(" + "))
+        }
+    }
+
+    /// Rows and stored bytes of every table of the plugin, counted from
+    /// the tables themselves (what `plugin_usage`'s totals are rebuilt from).
+    pub async fn measure(&self, conn: &mut AnyConnection) -> Res<(i64, i64)> {
+        let (mut rows, mut bytes) = (0, 0);
+        for t in &self.defs {
+            let name = stored_name(&self.plugin, &t.name);
+            let all: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+            let r = sqlx::query(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n__, CAST(COALESCE(SUM({}), 0) AS BIGINT) AS s__ FROM {name}",
+                self.size_sql(t, &all)
+            ))
+            .fetch_one(&mut *conn)
+            .await?;
+            rows += r.try_get::<i64, _>("n__")?;
+            bytes += r.try_get::<i64, _>("s__")?;
+        }
+        Ok((rows, bytes))
     }
 }
 

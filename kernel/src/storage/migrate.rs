@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../../migrations/sqlite/0006_indicators.sql"),
         postgres: include_str!("../../../migrations/postgres/0006_indicators.sql"),
     },
+    Migration {
+        name: "0008_plugin_quotas",
+        sqlite: include_str!("../../../migrations/sqlite/0008_plugin_quotas.sql"),
+        postgres: include_str!("../../../migrations/postgres/0008_plugin_quotas.sql"),
+    },
 ];
 
 /// What `migrate` did.

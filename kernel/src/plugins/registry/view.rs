@@ -206,6 +206,8 @@ impl Registry {
         if old.generation == Some(generation) {
             return Ok(());
         }
+        // The city's per-publisher quotas change with the generation too.
+        self.runtime.quotas().reload_overrides(&self.kernel).await?;
         let rows: Vec<(String, String, Option<String>)> =
             sqlx::query_as("SELECT plugin, active, previous FROM plugin_registry ORDER BY plugin")
                 .fetch_all(db)

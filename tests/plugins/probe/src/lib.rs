@@ -217,6 +217,41 @@ impl Plugin for Probe {
                 )?;
                 Response::json(200, &serde_json::json!({ "count": page.rows.len() }))
             })
+            // Quotas (tests/tests/plugins/quotas.rs): n rows, events or
+            // log lines in one call; a delete; a body grown to n bytes.
+            .post("/quota/notes/{n}", |req| {
+                let mut last = 0;
+                for i in 0..req.param_i64("n")? {
+                    let row = NOTES.insert(&[
+                        ("topic", Value::Text("quota".into())),
+                        ("body", Value::Text("0123456789".into())),
+                        ("at", Value::Integer(i + 1)),
+                    ])?;
+                    last = int(&row, "id");
+                }
+                Response::json(201, &serde_json::json!({ "last": last }))
+            })
+            .post("/quota/events/{n}", |req| {
+                for i in 0..req.param_i64("n")? {
+                    publish("touched", &serde_json::json!({ "quota": i }))?;
+                }
+                Response::json(201, &serde_json::json!({}))
+            })
+            .post("/quota/logs/{n}", |req| {
+                for i in 0..req.param_i64("n")? {
+                    lifelong_sdk::log::info(&format!("quota line {i}"));
+                }
+                Response::json(201, &serde_json::json!({}))
+            })
+            .post("/quota/delete/{id}", |req| {
+                let gone = NOTES.delete(&[Value::Integer(req.param_i64("id")?)])?;
+                Response::json(200, &serde_json::json!({ "deleted": gone }))
+            })
+            .post("/quota/grow/{id}/{n}", |req| {
+                let body = "x".repeat(req.param_i64("n")? as usize);
+                let hit = NOTES.update(&[Value::Integer(req.param_i64("id")?)], &[("body", Value::Text(body))])?;
+                Response::json(200, &serde_json::json!({ "updated": hit }))
+            })
             .get("/inject", |_| {
                 // A primary-key hit would allow any order; the column must still exist.
                 NOTES.select(
