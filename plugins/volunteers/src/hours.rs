@@ -290,7 +290,11 @@ pub(crate) fn reverse(req: &Request) -> Result<Response> {
     let person = int(&h, "person_id");
     HOURS.update(
         &[i(id)],
-        &[("status", t("reversed")), ("reason", t(reason))],
+        &[
+            ("status", t("reversed")),
+            ("reason", t(reason)),
+            ("reversed_on", t(&today())),
+        ],
     )?;
     VOLUNTEERS.update_where(
         &[eq("person_id", i(person))],

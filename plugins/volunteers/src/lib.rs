@@ -15,6 +15,7 @@
 //! `site_admin` (or `city_admin`) at that site or above.
 
 mod hours;
+mod indicators;
 mod needs;
 mod proofs;
 mod recognition;
@@ -185,6 +186,10 @@ fn subtree(code: &str) -> Result<Vec<String>> {
 }
 
 impl Plugin for Volunteers {
+    fn indicators() -> lifelong_sdk::Indicators {
+        indicators::provided()
+    }
+
     fn router() -> Router {
         Router::new()
             .post("/volunteers", register)

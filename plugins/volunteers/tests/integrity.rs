@@ -425,6 +425,47 @@ async fn report_figures(c: &City) {
     assert_eq!(rep["no_show_rate"], json!(0.5));
 }
 
+/// `volunteers.verified_hours` as the kernel asks for it: the report's
+/// figure today, nothing as of a date before any verification, and a
+/// reversal taking hours off from its day on only.
+async fn verified_hours_indicator(c: &City) {
+    const KEY: &str = "volunteers.verified_hours";
+    const NOW: &str = "2099-12-31";
+    let u1 = c.p.at("U1");
+    let staff = c.as_(c.staff);
+    let (s, rep) = u1.get("/reports", &staff).await.unwrap();
+    assert_eq!(s, 200, "{rep}");
+    assert_eq!(u1.indicator(KEY, NOW).await, Ok(Some(5.0)));
+    assert_eq!(rep["verified_hours"], json!(5.0));
+    assert_eq!(u1.indicator(KEY, "2025-12-31").await, Ok(Some(0.0)));
+    let t1 = c.p.at("T1").indicator(KEY, NOW).await.unwrap().unwrap();
+    assert!(t1 > 5.0, "T1's subtree holds U1 and more: {t1}");
+    assert_eq!(c.p.at("T2").indicator(KEY, NOW).await, Ok(Some(0.0)));
+    let (s, list) = u1.get("/hours?status=verified", &staff).await.unwrap();
+    assert_eq!(s, 200, "{list}");
+    let three = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["minutes"] == 180)
+        .expect("the 3-hour entry");
+    let (s, r) = u1
+        .post(
+            &format!("/hours/{}/reverse", three["id"]),
+            Some(json!({"reason": "登记错误"})),
+            &staff,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(u1.indicator(KEY, NOW).await, Ok(Some(2.0)));
+    assert_eq!(u1.indicator(KEY, "2025-12-31").await, Ok(Some(0.0)));
+    assert_eq!(
+        c.p.at("T1").indicator(KEY, NOW).await,
+        Ok(Some(t1 - 3.0))
+    );
+}
+
 async fn integrity(k: TestKernel) {
     let c = City::new(k).await;
     places_and_overlaps(&c).await;
@@ -432,6 +473,7 @@ async fn integrity(k: TestKernel) {
     // Before tier_hours changes at T1 (U1 is below it).
     report_figures(&c).await;
     recognition_after_corrections(&c).await;
+    verified_hours_indicator(&c).await;
     c.k.cleanup().await;
 }
 
