@@ -252,6 +252,19 @@ pub struct Described {
     provider: Option<String>,
 }
 
+/// A site row as the circle map reads it.
+type MapRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    String,
+    Option<f64>,
+    Option<f64>,
+);
+
 /// One computation's context: the kernel, the plugins, the circle
 /// parameters, and a cache of circle maps per date.
 #[derive(Clone)]
@@ -359,7 +372,7 @@ impl Ctx {
         {
             return Ok(m.clone());
         }
-        let rows: Vec<(i64, String, String, Option<String>, String, Option<i64>, String, Option<f64>, Option<f64>)> =
+        let rows: Vec<MapRow> =
             sqlx::query_as(
                 "SELECT id, code, name_zh, name_en, kind, parent_id, path, latitude, longitude FROM sites \
                  WHERE opened_on <= $1 AND (closed_on IS NULL OR closed_on > $1) ORDER BY path",
