@@ -81,6 +81,7 @@ fn record(a: &Row, verifier: i64, site: &str) -> Result<Row> {
         &[
             ("status", t("verified")),
             ("verified_by", i(verifier)),
+            ("verified_on", t(&today())),
             ("entry_id", i(recorded.entry_id)),
             ("credits", Value::Real(recorded.credits)),
         ],
@@ -335,7 +336,11 @@ pub(crate) fn reverse(req: &Request) -> Result<Response> {
     let r = lifelong_sdk::accounts::reverse_outcome(&idempotency_key(int(&a, "id")), &reason)?;
     ACTIVITIES.update(
         &[i(int(&a, "id"))],
-        &[("status", t("reversed")), ("reason", t(&reason))],
+        &[
+            ("status", t("reversed")),
+            ("reason", t(&reason)),
+            ("reversed_on", t(&today())),
+        ],
     )?;
     let mut out = activity_json(&activity(int(&a, "id"))?);
     out["reversal_entry_id"] = json!(r.entry_id);

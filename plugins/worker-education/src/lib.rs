@@ -18,6 +18,7 @@ mod compliance;
 mod enterprises;
 mod funds;
 mod hours;
+mod indicators;
 mod orders;
 mod programs;
 mod report;
@@ -241,6 +242,10 @@ fn township_of(code: &str) -> Result<String> {
 }
 
 impl Plugin for WorkerEducation {
+    fn indicators() -> lifelong_sdk::Indicators {
+        indicators::provided()
+    }
+
     fn router() -> Router {
         Router::new()
             .post("/enterprises", enterprises::register)

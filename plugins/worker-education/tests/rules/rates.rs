@@ -43,8 +43,28 @@ pub async fn rates_and_report(c: &City) {
     assert_eq!(s, 403, "not another township's");
     let (s, _) = c.get("T1", c.hr1, "/reports").await;
     assert_eq!(s, 403, "site admins of the site");
+    training_rate_indicator(c, staff, trained).await;
     let idno = kernel::identity::reveal_id_number(&c.k.kernel, &sys(), c.hr1)
         .await
         .unwrap();
     assert!(!rep.to_string().contains(&idno[..10]));
+}
+
+/// `worker-education.training_rate` as the kernel asks for it: T1-E1's
+/// share today is the one its rates show (every activity of the story is
+/// dated and verified by today); before any staff was registered there is
+/// no value; T1 covers both of its enterprises, T2 its own.
+async fn training_rate_indicator(c: &City, staff: i64, trained: i64) {
+    const KEY: &str = "worker-education.training_rate";
+    let today = kernel::sites::today();
+    let e1 = c.p.at("T1-E1");
+    assert_eq!(
+        e1.indicator(KEY, &today).await,
+        Ok(Some(trained as f64 / staff as f64))
+    );
+    assert_eq!(e1.indicator(KEY, "2025-12-31").await, Ok(None));
+    let t1 = c.p.at("T1").indicator(KEY, &today).await.unwrap().unwrap();
+    assert!(t1 > 0.0 && t1 < 1.0, "{t1}");
+    let t2 = c.p.at("T2").indicator(KEY, &today).await;
+    assert!(matches!(t2, Ok(Some(v)) if (0.0..=1.0).contains(&v)), "{t2:?}");
 }
