@@ -289,6 +289,23 @@ async fn story(k: &TestKernel) {
     ] {
         site(k, code, kind, parent, at, opened).await;
     }
+    // An elder university run by a social organisation (plan indicator 1,
+    // which the elder-education plugin provides).
+    sites::create(
+        &k.kernel.db,
+        &Actor::System("test"),
+        NewSite {
+            code: "T1-EU-SO".into(),
+            name_zh: "乐龄老年大学".into(),
+            kind: "elder_university".into(),
+            parent_code: Some("T1".into()),
+            operator: Some("social_organisation".into()),
+            opened_on: Some("2026-03-01".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     sites::close(
         &k.kernel.db,
         &Actor::System("test"),
@@ -971,4 +988,63 @@ async fn story(k: &TestKernel) {
         s["points"].as_array().unwrap().last().unwrap()["source"],
         "snapshot"
     );
+
+    // --- Plugin-provided indicators, through the declared contract. ---
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("plugins")
+        .join("elder-education");
+    let pkg = k.package(&dir).await;
+    k.install(&pkg).await;
+    k.enable("elder-education", "T1").await;
+    let r = api.get("/indicators", &admin).await;
+    let i1 = ind(&r, 1);
+    assert_eq!(i1["source"], "plugin:elder-education");
+    assert_eq!(i1["formula_version"], 1);
+    assert!(i1["value"].is_null(), "not enabled at the city: {i1}");
+    assert!(
+        i1["error"].as_str().unwrap().contains("elder-education"),
+        "{i1}"
+    );
+    assert_eq!(child(i1, "T1")["value"], 1, "{i1}");
+    assert!(child(i1, "T2")["value"].is_null());
+    for id in [5, 8, 9] {
+        assert_eq!(ind(&r, id)["source"], "plugin:elder-education");
+        assert_eq!(child(ind(&r, id), "T1")["value"], 0, "nothing recorded yet");
+    }
+    assert!(ind(&r, 2)["value"].is_null(), "no dual-track here");
+    let r = api
+        .get("/indicators?site=T1&as_of=2026-02-01", &admin)
+        .await;
+    assert_eq!(ind(&r, 1)["value"], 0, "it opened on 2026-03-01");
+    assert_eq!(ind(&r, 1)["baseline"], 0);
+    assert_eq!(ind(&r, 1)["baseline_source"], "computed");
+    let r = api.get("/indicators?site=T1", &t1).await;
+    assert_eq!(ind(&r, 1)["value"], 1);
+    assert_eq!(ind(&r, 1)["increase"], 1);
+    let (s, snaps) = api
+        .call(
+            "POST",
+            "/indicators/snapshots",
+            &t1,
+            Some(json!({"as_of": "2026-04-01"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{snaps}");
+    let s1 = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "T1" && s["indicator"] == 1)
+        .unwrap()
+        .clone();
+    assert_eq!(s1["value"], 1);
+    assert_eq!(s1["source"], "plugin:elder-education");
+    let rc = api
+        .get(
+            &format!("/indicators/snapshots/{}/recompute", s1["id"]),
+            &t1,
+        )
+        .await;
+    assert_eq!(rc["equal"], true, "{rc}");
 }
