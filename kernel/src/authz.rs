@@ -28,7 +28,9 @@ pub enum Role {
     SiteAdmin,
     /// Administers the whole city; granted only at the root.
     CityAdmin,
-    /// May publish plugins.
+    /// May install, upgrade, roll back and remove the packages of a
+    /// publisher the city bound to this site or one below it
+    /// (`plugins/registry/publishers.rs`); grants nothing else.
     PluginPublisher,
     /// May read full (unmasked) ID numbers in the subtree; every read is audited.
     PiiReader,

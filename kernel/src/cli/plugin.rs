@@ -6,7 +6,7 @@
 use crate::authz::Actor;
 use crate::config::Config;
 use crate::plugins::package::{self, Package, PublisherKey};
-use crate::plugins::registry::{PluginInfo, Registry};
+use crate::plugins::registry::{Approval, Binding, PluginInfo, Publisher, Registry};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -42,12 +42,58 @@ pub enum PluginCommand {
         #[arg(long)]
         key: PathBuf,
     },
-    /// Add (or replace) a publisher's public key in the trust store.
+    /// Add (or replace) a publisher's entry in the trust store: its key,
+    /// and for an institution's publisher the site it is bound to and its
+    /// capability ceiling. Trusting a revoked publisher again re-enables nothing.
     Trust {
         /// The publisher.
         publisher: String,
         /// Its Ed25519 public key, 64 hex digits.
         public_key: String,
+        /// Bind it to this site (code): its packages are installed by that
+        /// site's plugin_publisher holders and admins, and its plugins run
+        /// only there and below. Without it: city-wide (city admins only).
+        #[arg(long)]
+        site: Option<String>,
+        /// The capabilities its plugins may ask for (default for a bound publisher: none).
+        #[arg(long, value_delimiter = ',')]
+        capabilities: Option<Vec<String>>,
+        /// The roles identity.grant may name (needs identity.grant in --capabilities).
+        #[arg(long, value_delimiter = ',')]
+        roles: Option<Vec<String>>,
+        /// Whether first enables and upgrades asking for more wait for a city
+        /// admin's approval (default: yes for a bound publisher, no otherwise).
+        #[arg(long)]
+        approval: Option<bool>,
+    },
+    /// Revoke a publisher: its packages are refused and its plugins disabled at every site (data kept).
+    RevokePublisher {
+        /// The publisher.
+        publisher: String,
+    },
+    /// List the trust store: publishers, their binding, ceiling and status.
+    Publishers,
+    /// List approval requests (pending unless --status).
+    Approvals {
+        /// pending, approved, refused or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+    },
+    /// Approve a pending request: the enable or upgrade it asks for happens now.
+    Approve {
+        /// The request id.
+        id: i64,
+        /// A note kept with the decision.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Refuse a pending request, saying why.
+    Refuse {
+        /// The request id.
+        id: i64,
+        /// Why (the institution reads it).
+        #[arg(long)]
+        reason: String,
     },
     /// Install a new plugin from a package file.
     Install {
@@ -149,6 +195,62 @@ fn read(path: &PathBuf) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
+fn publisher_line(p: &Publisher) -> String {
+    let words = |v: &Option<Vec<String>>| match v {
+        None => "any".to_string(),
+        Some(v) if v.is_empty() => "none".to_string(),
+        Some(v) => v.join(","),
+    };
+    format!(
+        "{}, {}, capabilities {}, identity.grant roles {}, approval {}",
+        p.status,
+        p.site
+            .as_deref()
+            .map(|s| format!("bound to site {s}"))
+            .unwrap_or_else(|| "city-wide".into()),
+        words(&p.capabilities),
+        words(&p.roles),
+        if p.approval {
+            "required"
+        } else {
+            "not required"
+        }
+    )
+}
+
+fn print_approval(a: &Approval) {
+    println!(
+        "request {} [{}]: {} {} {} by publisher {}{}, asked by {}{}",
+        a.id,
+        a.status,
+        a.kind,
+        a.plugin,
+        a.version,
+        a.publisher,
+        a.site
+            .as_deref()
+            .map(|s| format!(" at site {s}"))
+            .unwrap_or_default(),
+        a.requested_by,
+        a.reason
+            .as_deref()
+            .map(|r| format!("; reason: {r}"))
+            .unwrap_or_default()
+    );
+    for c in &a.capabilities {
+        println!(
+            "  {}{}{}: {}",
+            c.name,
+            c.roles
+                .as_ref()
+                .map(|r| format!(" (roles {})", r.join(", ")))
+                .unwrap_or_default(),
+            if c.new { " [new]" } else { "" },
+            c.meaning
+        );
+    }
+}
+
 fn summary(i: &PluginInfo) -> String {
     let name = if i.name_en.is_empty() {
         &i.name_zh
@@ -229,12 +331,72 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
         PluginCommand::Trust {
             publisher,
             public_key,
+            site,
+            capabilities,
+            roles,
+            approval,
         } => {
-            registry(cfg)
+            let p = registry(cfg)
                 .await?
-                .trust(&system, &publisher, &public_key)
+                .trust_publisher(
+                    &system,
+                    &publisher,
+                    &public_key,
+                    &Binding {
+                        site,
+                        capabilities,
+                        roles,
+                        approval,
+                    },
+                )
                 .await?;
-            println!("publisher {publisher} is trusted");
+            println!("publisher {publisher} is trusted: {}", publisher_line(&p));
+        }
+        PluginCommand::RevokePublisher { publisher } => {
+            let disabled = registry(cfg)
+                .await?
+                .revoke_publisher(&system, &publisher)
+                .await?;
+            println!(
+                "publisher {publisher} is revoked; disabled: {}",
+                if disabled.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    disabled
+                        .iter()
+                        .map(|(p, s)| format!("{p} at {s}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+        }
+        PluginCommand::Publishers => {
+            for p in registry(cfg).await?.publisher_entries().await? {
+                println!("{} {}: {}", p.publisher, p.public_key, publisher_line(&p));
+            }
+        }
+        PluginCommand::Approvals { status } => {
+            let status = (status != "all").then_some(status.as_str());
+            let items = registry(cfg).await?.approvals(&system, status).await?;
+            if items.is_empty() {
+                println!("no requests");
+            }
+            for a in items {
+                print_approval(&a);
+            }
+        }
+        PluginCommand::Approve { id, reason } => {
+            let a = registry(cfg)
+                .await?
+                .approve(&system, id, reason.as_deref())
+                .await?;
+            println!("approved request {id}:");
+            print_approval(&a);
+        }
+        PluginCommand::Refuse { id, reason } => {
+            let a = registry(cfg).await?.refuse(&system, id, &reason).await?;
+            println!("refused request {id}:");
+            print_approval(&a);
         }
         PluginCommand::Install { package } => {
             let info = registry(cfg)

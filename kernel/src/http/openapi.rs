@@ -242,7 +242,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "post",
         "/plugin-registry",
-        "Install a plugin from a signed package (body: the .llpkg file; city admins)",
+        "Install a plugin from a signed package (body: the .llpkg file; city admins, or for a site-bound publisher its site's plugin_publisher holders and admins)",
         true,
     ),
     ("get", "/plugin-registry/{plugin}", "One installed plugin", true),
@@ -291,7 +291,37 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "put",
         "/plugin-publishers/{publisher}",
-        "Trust a publisher's Ed25519 public key (city admins)",
+        "Trust a publisher's Ed25519 public key, city-wide or bound to a site with a capability ceiling and approval (body: public_key, site, capabilities, roles, approval; city admins)",
+        true,
+    ),
+    (
+        "post",
+        "/plugin-publishers/{publisher}/revoke",
+        "Revoke a publisher: its packages refused, its plugins disabled at every site, data kept (city admins)",
+        true,
+    ),
+    (
+        "get",
+        "/plugin-approvals",
+        "The approval queue (?status=pending|approved|refused|all; city admins)",
+        true,
+    ),
+    (
+        "get",
+        "/plugin-approvals/{id}",
+        "One approval request (city admins, and whoever may publish the plugin)",
+        true,
+    ),
+    (
+        "post",
+        "/plugin-approvals/{id}/approve",
+        "Approve a request: the enable or upgrade happens now (body: optional reason; city admins)",
+        true,
+    ),
+    (
+        "post",
+        "/plugin-approvals/{id}/refuse",
+        "Refuse a request with a reason (city admins)",
         true,
     ),
     (

@@ -1,7 +1,11 @@
-//! `/api/v1/plugin-registry`, `/api/v1/plugin-publishers` and `/metrics`:
-//! installing, upgrading, rolling back and removing plugins (city admins),
+//! `/api/v1/plugin-registry`, `/api/v1/plugin-publishers`,
+//! `/api/v1/plugin-approvals` and `/metrics`: installing, upgrading,
+//! rolling back and removing plugins (city admins; for a publisher the city
+//! bound to a site, that site's `plugin_publisher` holders and admins too),
 //! enabling them and granting their capabilities per site (site admins),
-//! the publisher trust store, plugin logs, and Prometheus metrics.
+//! the publisher trust store and revocation, the approval queue (an enable
+//! or upgrade waiting for approval answers 202 with the request), plugin
+//! logs, and Prometheus metrics.
 //!
 //! Packages are uploaded as the raw package file
 //! (`application/octet-stream`), up to 64 MiB. Every change is audited by
@@ -47,6 +51,11 @@ pub fn router() -> Router<AppState> {
         .route("/plugin-publishers/{publisher}", put(trust))
 }
 
+        .route("/plugin-publishers/{publisher}/revoke", post(revoke))
+        .route("/plugin-approvals", get(approvals))
+        .route("/plugin-approvals/{id}", get(approval))
+        .route("/plugin-approvals/{id}/approve", post(approve))
+        .route("/plugin-approvals/{id}/refuse", post(refuse))
 fn registry(state: &AppState) -> Result<&Registry, ApiError> {
     state.registry().ok_or_else(|| {
         ApiError::new(
@@ -116,7 +125,33 @@ async fn upgrade(
         )
         .into());
     }
-    Ok(axum::Json(registry(&state)?.upgrade(&actor, &body).await?).into_response())
+    Ok(pending_or(
+        registry(&state)?.upgrade_or_request(&actor, &body).await?,
+        |info| axum::Json(info).into_response(),
+    ))
+}
+
+/// 202 with the approval request (and its address), or the done answer.
+fn pending_or<T>(
+    outcome: crate::plugins::registry::Outcome<T>,
+    done: impl FnOnce(T) -> Response,
+) -> Response {
+    match outcome {
+        crate::plugins::registry::Outcome::Done(v) => done(v),
+        crate::plugins::registry::Outcome::Pending(a) => (
+            StatusCode::ACCEPTED,
+            [(
+                header::LOCATION,
+                format!("/api/v1/plugin-approvals/{}", a.id),
+            )],
+            axum::Json(serde_json::json!({
+                "status": "pending",
+                "detail": format!("waiting for a city admin's approval as request {}", a.id),
+                "request": a,
+            })),
+        )
+            .into_response(),
+    }
 }
 
 async fn rollback(
@@ -156,10 +191,12 @@ async fn set_enabled(
     Path((plugin, site)): Path<(String, String)>,
     Json(body): Json<Enabled>,
 ) -> Result<Response, ApiError> {
-    registry(&state)?
-        .set_enabled(&actor, &plugin, &site, body.enabled)
+    let outcome = registry(&state)?
+        .enable_or_request(&actor, &plugin, &site, body.enabled)
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(pending_or(outcome, |()| {
+        StatusCode::NO_CONTENT.into_response()
+    }))
 }
 
 #[derive(serde::Deserialize)]
@@ -214,12 +251,7 @@ async fn publishers(
     Auth(actor, _): Auth,
 ) -> Result<Response, ApiError> {
     actor.require_city_admin("reading the plugin trust store")?;
-    let items: Vec<_> = registry(&state)?
-        .publishers()
-        .await?
-        .into_iter()
-        .map(|(publisher, public_key)| serde_json::json!({"publisher": publisher, "public_key": public_key}))
-        .collect();
+    let items = registry(&state)?.publisher_entries().await?;
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
 }
 
@@ -235,10 +267,114 @@ async fn trust(
     Path(publisher): Path<String>,
     Json(body): Json<PublisherKey>,
 ) -> Result<Response, ApiError> {
-    registry(&state)?
-        .trust(&actor, &publisher, &body.public_key)
+    let entry = registry(&state)?
+        .trust_publisher(
+            &actor,
+            &publisher,
+            &body.public_key,
+            &crate::plugins::registry::Binding {
+                site: body.site,
+                capabilities: body.capabilities,
+                roles: body.roles,
+                approval: body.approval,
+            },
+        )
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(axum::Json(entry).into_response())
+}
+
+/// Revoke a publisher: its packages refused, its plugins disabled everywhere.
+async fn revoke(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(publisher): Path<String>,
+) -> Result<Response, ApiError> {
+    let disabled = registry(&state)?
+        .revoke_publisher(&actor, &publisher)
+        .await?;
+    let disabled: Vec<_> = disabled
+        .into_iter()
+        .map(|(plugin, site)| serde_json::json!({"plugin": plugin, "site": site}))
+        .collect();
+    Ok(axum::Json(
+        serde_json::json!({"publisher": publisher, "status": "revoked", "disabled": disabled}),
+    )
+    .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalQuery {
+    /// pending (default), approved, refused or all.
+    status: Option<String>,
+}
+
+/// The approval queue (city admins), oldest first.
+async fn approvals(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Query(q): Query<ApprovalQuery>,
+) -> Result<Response, ApiError> {
+    let status = match q.status.as_deref() {
+        None => Some("pending"),
+        Some("all") => None,
+        Some(s) => Some(s),
+    };
+    let items = registry(&state)?.approvals(&actor, status).await?;
+    Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
+}
+
+fn request_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| Error::NotFound(format!("approval request {id}")).into())
+}
+
+async fn approval(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let a = registry(&state)?.approval(&actor, request_id(&id)?).await?;
+    Ok(axum::Json(a).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // The body is optional: `{"reason": "…"}` or nothing.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<Decision>(&body)
+            .map_err(|e| Error::invalid("body", e))?
+            .reason
+    };
+    let a = registry(&state)?
+        .approve(&actor, request_id(&id)?, reason.as_deref())
+        .await?;
+    Ok(axum::Json(a).into_response())
+}
+
+async fn refuse(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(id): Path<String>,
+    Json(d): Json<Decision>,
+) -> Result<Response, ApiError> {
+    let a = registry(&state)?
+        .refuse(&actor, request_id(&id)?, d.reason.as_deref().unwrap_or(""))
+        .await?;
+    Ok(axum::Json(a).into_response())
 }
 
 /// Per-plugin counters in Prometheus text format.
@@ -251,10 +387,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(r) = state.registry() {
         let manifests: Vec<_> = r
             .loaded()
+/// A publisher's whole trust-store entry: its key, and optionally the site
+/// it is bound to, its capability ceiling and whether approval is required.
             .into_iter()
             .filter_map(|(id, _)| r.manifest(&id))
             .collect();
         match crate::plugins::quota::render(r.kernel(), r.runtime().quotas(), &manifests).await {
+    /// Bind to this site (code); absent: city-wide.
+    site: Option<String>,
+    /// The capability ceiling.
+    capabilities: Option<Vec<String>>,
+    /// The roles identity.grant may name.
+    roles: Option<Vec<String>>,
+    /// Require approval (default: yes for a bound publisher).
+    approval: Option<bool>,
             Ok(text) => body.push_str(&text),
             Err(e) => tracing::warn!("plugin quota metrics not read: {e}"),
         }

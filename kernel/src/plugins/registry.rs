@@ -33,8 +33,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use wasmtime::component::Component;
 
+mod approvals;
+mod publishers;
 mod view;
 
+use approvals::Via;
+pub use approvals::{Approval, AskedCapability, Outcome, CAPABILITY_MEANINGS};
+pub use publishers::{confine_settings, Binding, Publisher};
 pub use view::Refusal;
 use view::{enabled_at, granted_at, missing, site_rows, View};
 
@@ -353,11 +358,13 @@ impl Registry {
 
     /// Install a new plugin from a package file (city admins).
     pub async fn install(&self, actor: &Actor, bytes: &[u8]) -> Result<PluginInfo> {
-        actor.require_city_admin("installing a plugin")?;
+    /// A site-bound publisher's packages are installed by its site's
+    /// `plugin_publisher` holders and admins too (`registry/publishers.rs`).
         let pkg = Package::decode(bytes)?;
         let m = &pkg.manifest;
         {
             let mut tx = self.kernel.db.begin_read().await?;
+        self.admit(actor, m, "installing a plugin").await?;
             if let Some((active, _)) = registry_row(&mut tx, &m.id).await? {
                 return Err(Error::conflict(
                     "id",
@@ -379,6 +386,7 @@ impl Registry {
         }
         self.store_version(&mut tx, actor, &pkg, &trust).await?;
         let inserted = sqlx::query(
+        publishers::claim(&mut tx, actor, m).await?;
             "INSERT INTO plugin_registry (plugin, active, previous, updated_at) VALUES ($1, $2, NULL, $3) \
              ON CONFLICT (plugin) DO NOTHING",
         )
@@ -414,11 +422,40 @@ impl Registry {
     /// new version's tables are migrated and the old data snapshotted in
     /// the same transaction that switches versions.
     pub async fn upgrade(&self, actor: &Actor, bytes: &[u8]) -> Result<PluginInfo> {
-        actor.require_city_admin("upgrading a plugin")?;
+        match self.upgrade_or_request(actor, bytes).await? {
+            Outcome::Done(info) => Ok(info),
+            Outcome::Pending(a) => Err(Error::conflict(
+                "approval",
+                format!(
+                    "the upgrade of plugin {} to {} asks for more than the city approved, so it waits for approval as request {}",
+                    a.plugin, a.version, a.id
+                ),
+            )),
+        }
+    }
+
+    /// Upgrade, or, when the publisher requires approval and the new
+    /// version asks for more than was approved, queue the upgrade for a
+    /// city admin (the old version keeps serving).
+    pub async fn upgrade_or_request(
+        &self,
+        actor: &Actor,
+        bytes: &[u8],
+    ) -> Result<Outcome<PluginInfo>> {
+        self.upgrade_via(actor, bytes, Via::Direct).await
+    }
+
+    async fn upgrade_via(
+        &self,
+        actor: &Actor,
+        bytes: &[u8],
+        via: Via<'_>,
+    ) -> Result<Outcome<PluginInfo>> {
         let pkg = Package::decode(bytes)?;
         let m = &pkg.manifest;
         let mut tx = self.kernel.db.begin_read().await?;
         let Some((active, _)) = registry_row(&mut tx, &m.id).await? else {
+        let publisher = self.admit(actor, m, "upgrading a plugin").await?;
             return Err(Error::NotFound(format!("plugin {}", m.id)));
         };
         let current = semver::Version::parse(&active).map_err(|e| Error::Internal(e.into()))?;
@@ -449,6 +486,12 @@ impl Registry {
         let trust = self.check(&pkg).await?;
 
         let mut tx = self.kernel.db.begin().await?;
+        if let Some(a) = self
+            .gate_upgrade(actor, publisher.as_ref(), m, &pkg.manifest_text, bytes, via)
+            .await?
+        {
+            return Ok(Outcome::Pending(Box::new(a)));
+        }
         let Some((active_now, previous)) = registry_row_locked(&mut tx, &m.id).await? else {
             return Err(Error::NotFound(format!("plugin {}", m.id)));
         };
@@ -493,6 +536,8 @@ impl Registry {
             })?;
         self.store_version(&mut tx, actor, &pkg, &trust).await?;
         sqlx::query("UPDATE plugin_registry SET active = $1, previous = $2, updated_at = $3 WHERE plugin = $4")
+        publishers::claim(&mut tx, actor, m).await?;
+        approvals::upgrade_approved(&mut tx, actor, m, via).await?;
             .bind(&m.version)
             .bind(&active)
             .bind(now_micros())
@@ -508,13 +553,14 @@ impl Registry {
             after: Some(serde_json::json!({"version": m.version, "sha256": package::sha256_hex(&pkg.component), "signed": trust == Trust::Signed})),
         })
         .await?;
-        self.info(&m.id).await
+        self.info(&m.id).await.map(Outcome::Done)
     }
 
     /// Return to the version before the last upgrade, with the plugin's
     /// tables as they were at that upgrade (city admins).
     pub async fn rollback(&self, actor: &Actor, plugin: &str) -> Result<PluginInfo> {
-        actor.require_city_admin("rolling back a plugin")?;
+        self.require_over(actor, plugin, "rolling back a plugin")
+            .await?;
         let mut tx = self.kernel.db.begin().await?;
         let Some((active, previous)) = registry_row_locked(&mut tx, plugin).await? else {
             return Err(Error::NotFound(format!("plugin {plugin}")));
@@ -587,7 +633,8 @@ impl Registry {
     /// Uninstall a plugin (city admins). Refused while an enabled plugin
     /// depends on it. Its tables and settings are kept unless `purge`.
     pub async fn remove(&self, actor: &Actor, plugin: &str, purge: bool) -> Result<()> {
-        actor.require_city_admin("removing a plugin")?;
+        self.require_over(actor, plugin, "removing a plugin")
+            .await?;
         let mut tx = self.kernel.db.begin().await?;
         if registry_row_locked(&mut tx, plugin).await?.is_none() {
             return Err(Error::NotFound(format!("plugin {plugin}")));
@@ -670,6 +717,43 @@ impl Registry {
     ) -> Result<()> {
         let site = crate::sites::get(&self.kernel.db, actor, site).await?;
         actor.require_admin(
+        match self.enable_via(actor, plugin, site, enabled, Via::Direct).await? {
+            Outcome::Done(()) => Ok(()),
+            Outcome::Pending(a) => Err(Error::conflict(
+                "approval",
+                format!(
+                    "enabling plugin {plugin} at site {} waits for the city's approval as request {}",
+                    a.site.unwrap_or_default(),
+                    a.id
+                ),
+            )),
+        }
+    }
+
+    /// Enable or disable, or, for a plugin whose publisher requires
+    /// approval and whose capabilities were not approved yet, queue the
+    /// enable for a city admin (`registry/approvals.rs`). A site-bound
+    /// publisher's plugin is enabled only within its site's subtree, within
+    /// its ceiling, and not while the publisher is revoked.
+    pub async fn enable_or_request(
+        &self,
+        actor: &Actor,
+        plugin: &str,
+        site: &str,
+        enabled: bool,
+    ) -> Result<Outcome<()>> {
+        self.enable_via(actor, plugin, site, enabled, Via::Direct)
+            .await
+    }
+
+    async fn enable_via(
+        &self,
+        actor: &Actor,
+        plugin: &str,
+        site: &str,
+        enabled: bool,
+        via: Via<'_>,
+    ) -> Result<Outcome<()>> {
             &site.path,
             if enabled {
                 "enabling a module"
@@ -683,8 +767,27 @@ impl Registry {
         };
         if enabled {
             let m = stored_manifest(&mut tx, plugin, &active).await?;
+        let publisher = publishers::owner_entry(&mut tx, plugin).await?;
             let rows = site_rows(&mut tx, Some(plugin)).await?;
+            publishers::confine(publisher.as_ref(), plugin, &site, "enabled")?;
             let (_, grants) = rows.into_iter().next().map(|(_, r)| r).unwrap_or_default();
+            if let Some(p) = &publisher {
+                if p.revoked() {
+                    return Err(Error::conflict(
+                        "publisher",
+                        format!("the city revoked publisher {}, so its plugin {plugin} cannot be enabled", p.publisher),
+                    ));
+                }
+                let above = p.above_ceiling(&m);
+                if !above.is_empty() {
+                    return Err(Error::forbidden(format!(
+                        "plugin {plugin} {active} asks for {}, above the ceiling the city set for publisher {} ({})",
+                        above.join(", "),
+                        p.publisher,
+                        p.ceiling_words()
+                    )));
+                }
+            }
             let lacking = missing(&m, &granted_at(&grants, &site.path));
             if !lacking.is_empty() {
                 return Err(Error::conflict(
@@ -719,6 +822,20 @@ impl Registry {
             }
         }
         sqlx::query(
+            let (text,): (String,) = sqlx::query_as(
+                "SELECT manifest FROM plugin_versions WHERE plugin = $1 AND version = $2",
+            )
+            .bind(plugin)
+            .bind(&active)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(id) =
+                approvals::gate_enable(&mut tx, actor, publisher.as_ref(), &m, &text, &site, via)
+                    .await?
+            {
+                tx.commit().await?;
+                return Ok(Outcome::Pending(Box::new(self.approval_by_id(id).await?)));
+            }
             "INSERT INTO plugin_enablement (plugin, site_id, enabled, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (plugin, site_id) DO UPDATE SET enabled = $3, updated_at = $4",
         )
@@ -749,6 +866,7 @@ impl Registry {
         .await
     }
 
+        .map(Outcome::Done)
     /// Grant (or, with `granted = false`, refuse) capabilities to a plugin
     /// at a site and its subtree (admins over that site).
     pub async fn grant(
@@ -774,6 +892,21 @@ impl Registry {
         let m = stored_manifest(&mut tx, plugin, &active).await?;
         for c in capabilities {
             if !CAPABILITIES.contains(&c.as_str()) {
+        if granted {
+            let publisher = publishers::owner_entry(&mut tx, plugin).await?;
+            publishers::confine(publisher.as_ref(), plugin, &site, "granted capabilities")?;
+            if let Some(p) = &publisher {
+                let above = p.grant_above_ceiling(&m, capabilities);
+                if !above.is_empty() {
+                    return Err(Error::forbidden(format!(
+                        "granting {} to plugin {plugin} is above the ceiling the city set for publisher {} ({})",
+                        above.join(", "),
+                        p.publisher,
+                        p.ceiling_words()
+                    )));
+                }
+            }
+        }
                 return Err(Error::invalid(
                     "capabilities",
                     format!(
@@ -819,42 +952,12 @@ impl Registry {
         .await
     }
 
-    /// Trust a publisher's public key (city admins); replaces its old key.
+    /// Trust a publisher's public key city-wide (city admins); replaces
+    /// its whole entry (see [`Registry::trust_publisher`] for binding it to a site).
     pub async fn trust(&self, actor: &Actor, publisher: &str, public_key: &str) -> Result<()> {
-        actor.require_city_admin("changing the plugin trust store")?;
-        if !super::manifest::ident(publisher, &['-']) {
-            return Err(Error::invalid(
-                "publisher",
-                "a publisher is lower-case letters, digits and '-'",
-            ));
-        }
-        let key = hex::encode(package::parse_public_key(public_key)?.to_bytes());
-        let mut tx = self.kernel.db.begin().await?;
-        sqlx::query(
-            "INSERT INTO plugin_publishers (publisher, public_key, added_at, added_by) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (publisher) DO UPDATE SET public_key = $2, added_at = $3, added_by = $4",
-        )
-        .bind(publisher)
-        .bind(&key)
-        .bind(now_micros())
-        .bind(actor.label())
-        .execute(&mut *tx)
-        .await?;
-        audit::record(
-            &mut tx,
-            actor,
-            Change {
-                action: "plugin.publisher.trust",
-                site: None,
-                object_type: "plugin_publisher",
-                object_id: publisher.to_string(),
-                before: None,
-                after: Some(serde_json::json!({"public_key": key})),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.trust_publisher(actor, publisher, public_key, &Binding::default())
+            .await
+            .map(|_| ())
     }
 
     /// The trusted publishers and their keys.

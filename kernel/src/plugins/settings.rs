@@ -39,6 +39,7 @@ pub async fn set(
     })?;
     let site = crate::sites::get(&k.db, actor, site).await?;
     actor.require_admin(&site.path, "changing a plugin's settings at this site")?;
+    crate::plugins::registry::confine_settings(&k.db, &manifest.id, &site).await?;
     let mut tx = k.db.begin().await?;
     let before: Option<(String,)> = sqlx::query_as(
         "SELECT value FROM plugin_settings WHERE plugin = $1 AND name = $2 AND site_id = $3",

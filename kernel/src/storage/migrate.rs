@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0006_indicators.sql"),
     },
     Migration {
+        name: "0007_plugin_publishers",
+        sqlite: include_str!("../../../migrations/sqlite/0007_plugin_publishers.sql"),
+        postgres: include_str!("../../../migrations/postgres/0007_plugin_publishers.sql"),
+    },
+    Migration {
         name: "0008_plugin_quotas",
         sqlite: include_str!("../../../migrations/sqlite/0008_plugin_quotas.sql"),
         postgres: include_str!("../../../migrations/postgres/0008_plugin_quotas.sql"),

@@ -32,6 +32,11 @@ pub(super) struct Slot {
     enabled: Vec<(String, bool)>,
     /// (site path, capability, granted) rows.
     grants: Vec<(String, String, bool)>,
+    /// The subtree its publisher is bound to (None: city-wide), and
+    /// whether the city revoked the publisher: outside that subtree, or
+    /// once revoked, it is served nowhere whatever the rows say.
+    scope: Option<String>,
+    revoked: bool,
     /// Routing decisions by site path, memoised for this view (a new view
     /// starts empty, so a change is never served stale). Bounded by the
     /// number of sites.
@@ -158,7 +163,8 @@ impl Registry {
     }
 
     fn decide(slot: &Slot, path: &str) -> std::result::Result<Loaded, Refusal> {
-        if !enabled_at(&slot.enabled, path) {
+        let outside = slot.scope.as_deref().is_some_and(|s| !path.starts_with(s));
+        if slot.revoked || outside || !enabled_at(&slot.enabled, path) {
             return Err(Refusal::NotEnabled);
         }
         let granted = granted_at(&slot.grants, path);
@@ -220,6 +226,14 @@ impl Registry {
             sqlx::query_as("SELECT path FROM sites WHERE parent_id IS NULL ORDER BY id LIMIT 1")
                 .fetch_optional(db)
                 .await?;
+        let publishers: HashMap<String, (Option<String>, bool)> = sqlx::query_as::<_, (String, Option<String>, String)>(
+            "SELECT p.publisher, s.path, p.status FROM plugin_publishers p LEFT JOIN sites s ON s.id = p.site_id",
+        )
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(|(p, path, status)| (p, (path, status == "revoked")))
+        .collect();
         let mut plugins = HashMap::new();
         for (plugin, active, previous) in rows {
             let reuse = |version: &str| {
@@ -258,6 +272,10 @@ impl Registry {
             };
             self.runtime.subscribe(&active.manifest);
             let (enabled, grants) = sites.remove(&plugin).unwrap_or_default();
+            let (scope, revoked) = publishers
+                .get(&active.manifest.publisher)
+                .cloned()
+                .unwrap_or_default();
             plugins.insert(
                 plugin,
                 Slot {
@@ -265,6 +283,8 @@ impl Registry {
                     previous,
                     enabled,
                     grants,
+                    scope,
+                    revoked,
                     routes: RwLock::default(),
                 },
             );
