@@ -658,7 +658,7 @@ pub async fn history(
     let mut stored = 0;
     for day in &days {
         let day = day.format("%Y-%m-%d").to_string();
-        stored += crate::indicators::snapshots::take_for(&ctx, &city, &day, "system:demo")
+        stored += crate::indicators::snapshots::take_for(&ctx, &city, &day, &Actor::System("demo"))
             .await
             .map_err(flatten)?
             .1;

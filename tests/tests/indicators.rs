@@ -899,6 +899,16 @@ async fn story(k: &TestKernel) {
             .count(),
         1
     );
+    assert_eq!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "indicator.snapshot")
+            .count(),
+        2,
+        "each take is audited, a refused one is not"
+    );
     let listed = api
         .get("/indicators/snapshots?site=CITY&id=4", &admin)
         .await;

@@ -144,14 +144,16 @@ fn params_json(key: &str, p: circles::Params) -> Option<String> {
 }
 
 /// Take snapshots of every indicator for `site` and each administrative
-/// child as of `as_of`, stored as `taken_by`. Existing ones are kept.
-/// Returns them all, and how many this call stored.
+/// child as of `as_of`, as `actor` (who is recorded as `taken_by`, and
+/// audited as `indicator.snapshot` in the same transaction). Existing ones
+/// are kept. Returns them all, and how many this call stored.
 pub async fn take_for(
     ctx: &Ctx,
     site: &Site,
     as_of: &str,
-    taken_by: &str,
+    actor: &Actor,
 ) -> Result<(Vec<Snapshot>, usize)> {
+    let taken_by = actor.label();
     let mut targets = vec![site.clone()];
     targets.extend(super::admin_children(&ctx.kernel, site).await?);
     let all = ctx.all();
@@ -183,7 +185,7 @@ pub async fn take_for(
         .bind(&c.source)
         .bind(params_json(key, ctx.circles))
         .bind(now)
-        .bind(taken_by)
+        .bind(&taken_by)
         .fetch_optional(&mut *tx)
         .await?;
         let (id, new) = match inserted {
@@ -213,6 +215,19 @@ pub async fn take_for(
         snap.created = Some(new);
         out.push(snap);
     }
+    audit::record(
+        &mut tx,
+        actor,
+        Change {
+            action: "indicator.snapshot",
+            site: Some((site.id, &site.path)),
+            object_type: "indicator_snapshots",
+            object_id: format!("{}@{as_of}", site.code),
+            before: None,
+            after: Some(serde_json::json!({ "stored": created, "kept": out.len() - created })),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((out, created))
 }
@@ -226,23 +241,7 @@ pub async fn take(
 ) -> Result<Vec<Snapshot>> {
     let as_of = super::parse_as_of("as_of", as_of)?;
     let site = super::scoped_site(&ctx.kernel, actor, site).await?;
-    let (snaps, created) = take_for(ctx, &site, &as_of, &actor.label()).await?;
-    let mut tx = ctx.kernel.db.begin().await?;
-    audit::record(
-        &mut tx,
-        actor,
-        Change {
-            action: "indicator.snapshot",
-            site: Some((site.id, &site.path)),
-            object_type: "indicator_snapshots",
-            object_id: format!("{}@{as_of}", site.code),
-            before: None,
-            after: Some(serde_json::json!({ "stored": created, "kept": snaps.len() - created })),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(snaps)
+    Ok(take_for(ctx, &site, &as_of, actor).await?.0)
 }
 
 /// `GET /indicators/snapshots` filters.
@@ -423,6 +422,17 @@ pub async fn adjust(ctx: &Ctx, actor: &Actor, id: &str, a: Adjustment) -> Result
 /// the number of snapshots stored, or None when another node has (or is
 /// running) this day.
 pub async fn run_daily(ctx: &Ctx, node: &str, day: &str) -> Result<Option<usize>> {
+    let root: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM sites WHERE parent_id IS NULL ORDER BY id LIMIT 1")
+            .fetch_optional(ctx.kernel.db.reader())
+            .await?;
+    let Some(city) = root else {
+        // Nothing to snapshot yet; the day stays unclaimed.
+        return Ok(None);
+    };
+    let city = sites::fetch(ctx.kernel.db.reader(), city.0)
+        .await?
+        .ok_or_else(|| Error::NotFound("the city site".into()))?;
     let now = now_micros();
     let mut tx = ctx.kernel.db.begin().await?;
     let claimed: Option<(String,)> = sqlx::query_as(
@@ -440,16 +450,9 @@ pub async fn run_daily(ctx: &Ctx, node: &str, day: &str) -> Result<Option<usize>
     if claimed.is_none() {
         return Ok(None);
     }
-    let root: Option<(i64,)> =
-        sqlx::query_as("SELECT id FROM sites WHERE parent_id IS NULL ORDER BY id LIMIT 1")
-            .fetch_optional(ctx.kernel.db.reader())
-            .await?;
-    let mut stored = 0;
-    if let Some((id,)) = root {
-        if let Some(city) = sites::fetch(ctx.kernel.db.reader(), id).await? {
-            stored = take_for(ctx, &city, day, "system:schedule").await?.1;
-        }
-    }
+    let stored = take_for(ctx, &city, day, &Actor::System("schedule"))
+        .await?
+        .1;
     let mut tx = ctx.kernel.db.begin().await?;
     sqlx::query("UPDATE indicator_schedule SET done_at = $1 WHERE day = $2 AND claimed_by = $3")
         .bind(now_micros())
