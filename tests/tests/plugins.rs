@@ -6,6 +6,8 @@
 //! - `plugins/events.rs`: exactly-once delivery, parking, kernel events;
 //! - `plugins/host.rs`: the kernel interfaces (sites, identity, accounts,
 //!   settings) and their capabilities;
+//! - `plugins/indicators.rs`: the indicator contract (host API 1.4) as
+//!   served, hostile indicators, and what install refuses;
 //! - `plugins/trust.rs`: packages, signatures, install checks, what a
 //!   component may import;
 //! - `plugins/lifecycle.rs`: per-site enablement and grants, upgrade,
@@ -28,6 +30,8 @@ mod admin;
 mod events;
 #[path = "plugins/host.rs"]
 mod host;
+#[path = "plugins/indicators.rs"]
+mod indicators;
 #[path = "plugins/lifecycle.rs"]
 mod lifecycle;
 #[path = "plugins/publishers.rs"]

@@ -24,6 +24,47 @@ impl Plugin for Probe {
         receive(event)
     }
 
+    /// Indicators for the indicator contract's tests (a test's manifest
+    /// variant declares them): `1` counts the sites of the asked subtree
+    /// opened on or before the date; the others misbehave on purpose.
+    fn indicators() -> lifelong_sdk::Indicators {
+        lifelong_sdk::Indicators::new()
+            .provide("1", |q| {
+                let sites = lifelong_sdk::sites::subtree(&q.site)?;
+                Ok(Some(
+                    sites.iter().filter(|s| q.includes(&s.opened_on)).count() as f64,
+                ))
+            })
+            .provide("probe.setting", |_| {
+                match lifelong_sdk::settings::get("min_age")? {
+                    Value::Integer(n) => Ok(Some(n as f64)),
+                    other => Err(Error::internal(format!("min_age is {other:?}"))),
+                }
+            })
+            .provide("probe.trap", |_| {
+                panic!("the indicator panicked on purpose")
+            })
+            .provide("probe.spin", |_| {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            })
+            .provide("probe.write", |_| {
+                NOTES.insert(&[
+                    ("topic", Value::Text("indicator".into())),
+                    ("body", Value::Text("x".into())),
+                    ("at", Value::Integer(1)),
+                ])?;
+                Ok(Some(1.0))
+            })
+            .provide("probe.refuse", |_| {
+                Err(Error::conflict("no figures before the census"))
+            })
+            .provide("probe.nan", |_| Ok(Some(f64::NAN)))
+            .provide("probe.none", |_| Ok(None))
+    }
+
     fn router() -> Router {
         Router::new()
             .get("/receipts", |_| receipts())
