@@ -16,7 +16,9 @@ pub struct Query {
 }
 
 impl Query {
-    pub(crate) fn from_wit(q: crate::bindings::exports::lifelong::plugin::indicators::Query) -> Query {
+    pub(crate) fn from_wit(
+        q: crate::bindings::exports::lifelong::plugin::indicators::Query,
+    ) -> Query {
         Query {
             key: q.key,
             site: q.site,

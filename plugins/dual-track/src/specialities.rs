@@ -95,7 +95,9 @@ pub(crate) fn create_speciality(req: &Request) -> Result<Response> {
     let on = match n.created_on {
         None => today(),
         Some(d) if !lifelong_sdk::is_date(&d) => {
-            return Err(invalid(format!("created_on: {d:?} is not a date (YYYY-MM-DD)")))
+            return Err(invalid(format!(
+                "created_on: {d:?} is not a date (YYYY-MM-DD)"
+            )))
         }
         Some(d) if d > today() => {
             return Err(invalid(format!(

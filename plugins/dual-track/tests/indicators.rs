@@ -18,7 +18,8 @@ async fn distance_specialities_as_of(k: TestKernel) {
         ("D-NEW", true, None),
         ("F-OLD", false, Some("2025-03-01")),
     ] {
-        let mut body = json!({"code": code, "name": code, "distance": distance, "standard": standard(false)});
+        let mut body =
+            json!({"code": code, "name": code, "distance": distance, "standard": standard(false)});
         if let Some(d) = created_on {
             body["created_on"] = json!(d);
         }
@@ -60,13 +61,12 @@ async fn distance_specialities_as_of(k: TestKernel) {
         c.p.at("CITY").indicator("1", NOW).await,
         Err("indicator 1 of plugin dual-track not found".to_string())
     );
-    let keys: Vec<_> = c
-        .k
-        .registry
-        .provided_indicators()
-        .into_iter()
-        .map(|i| (i.plugin, i.key))
-        .collect();
+    let keys: Vec<_> =
+        c.k.registry
+            .provided_indicators()
+            .into_iter()
+            .map(|i| (i.plugin, i.key))
+            .collect();
     assert_eq!(keys, [(ID.to_string(), "2".to_string())]);
     c.k.cleanup().await;
 }

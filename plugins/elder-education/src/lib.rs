@@ -130,9 +130,9 @@ fn started_on(field: &str, given: Option<String>) -> Result<String> {
     let today = today();
     match given {
         None => Ok(today),
-        Some(d) if dates::parse(&d).is_none() => {
-            Err(invalid(format!("{field}: {d:?} is not a date (YYYY-MM-DD)")))
-        }
+        Some(d) if dates::parse(&d).is_none() => Err(invalid(format!(
+            "{field}: {d:?} is not a date (YYYY-MM-DD)"
+        ))),
         Some(d) if d > today => Err(invalid(format!(
             "{field}: {d} is in the future; record it on the day"
         ))),

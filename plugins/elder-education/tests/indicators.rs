@@ -51,7 +51,11 @@ async fn indicators_as_of(k: TestKernel) {
         assert_eq!(s, 201, "{v}");
     }
     let (s, v) = c
-        .post(c.staff, "/teams", json!({"name": "舞蹈队", "founded_on": "2098-01-01"}))
+        .post(
+            c.staff,
+            "/teams",
+            json!({"name": "舞蹈队", "founded_on": "2098-01-01"}),
+        )
         .await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(city.indicator("9", NOW).await, Ok(Some(2.0)));
@@ -76,7 +80,9 @@ async fn indicators_as_of(k: TestKernel) {
         c.p.call(
             "PUT",
             "/designation",
-            Some(json!({"kind": "one_school_one_brand", "name": "银龄书院", "since": "2025-05-01"})),
+            Some(
+                json!({"kind": "one_school_one_brand", "name": "银龄书院", "since": "2025-05-01"}),
+            ),
             &c.as_(c.staff),
         )
         .await

@@ -460,10 +460,7 @@ async fn verified_hours_indicator(c: &City) {
     assert_eq!(s, 200, "{r}");
     assert_eq!(u1.indicator(KEY, NOW).await, Ok(Some(2.0)));
     assert_eq!(u1.indicator(KEY, "2025-12-31").await, Ok(Some(0.0)));
-    assert_eq!(
-        c.p.at("T1").indicator(KEY, NOW).await,
-        Ok(Some(t1 - 3.0))
-    );
+    assert_eq!(c.p.at("T1").indicator(KEY, NOW).await, Ok(Some(t1 - 3.0)));
 }
 
 async fn integrity(k: TestKernel) {

@@ -66,5 +66,8 @@ async fn training_rate_indicator(c: &City, staff: i64, trained: i64) {
     let t1 = c.p.at("T1").indicator(KEY, &today).await.unwrap().unwrap();
     assert!(t1 > 0.0 && t1 < 1.0, "{t1}");
     let t2 = c.p.at("T2").indicator(KEY, &today).await;
-    assert!(matches!(t2, Ok(Some(v)) if (0.0..=1.0).contains(&v)), "{t2:?}");
+    assert!(
+        matches!(t2, Ok(Some(v)) if (0.0..=1.0).contains(&v)),
+        "{t2:?}"
+    );
 }
