@@ -49,13 +49,13 @@ pub fn router() -> Router<AppState> {
         .route("/plugin-registry/{plugin}/sites/{site}/grants", put(grant))
         .route("/plugin-publishers", get(publishers))
         .route("/plugin-publishers/{publisher}", put(trust))
-}
-
         .route("/plugin-publishers/{publisher}/revoke", post(revoke))
         .route("/plugin-approvals", get(approvals))
         .route("/plugin-approvals/{id}", get(approval))
         .route("/plugin-approvals/{id}/approve", post(approve))
         .route("/plugin-approvals/{id}/refuse", post(refuse))
+}
+
 fn registry(state: &AppState) -> Result<&Registry, ApiError> {
     state.registry().ok_or_else(|| {
         ApiError::new(
@@ -255,10 +255,20 @@ async fn publishers(
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
 }
 
+/// A publisher's whole trust-store entry: its key, and optionally the site
+/// it is bound to, its capability ceiling and whether approval is required.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PublisherKey {
     public_key: String,
+    /// Bind to this site (code); absent: city-wide.
+    site: Option<String>,
+    /// The capability ceiling.
+    capabilities: Option<Vec<String>>,
+    /// The roles identity.grant may name.
+    roles: Option<Vec<String>>,
+    /// Require approval (default: yes for a bound publisher).
+    approval: Option<bool>,
 }
 
 async fn trust(
@@ -387,20 +397,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(r) = state.registry() {
         let manifests: Vec<_> = r
             .loaded()
-/// A publisher's whole trust-store entry: its key, and optionally the site
-/// it is bound to, its capability ceiling and whether approval is required.
             .into_iter()
             .filter_map(|(id, _)| r.manifest(&id))
             .collect();
         match crate::plugins::quota::render(r.kernel(), r.runtime().quotas(), &manifests).await {
-    /// Bind to this site (code); absent: city-wide.
-    site: Option<String>,
-    /// The capability ceiling.
-    capabilities: Option<Vec<String>>,
-    /// The roles identity.grant may name.
-    roles: Option<Vec<String>>,
-    /// Require approval (default: yes for a bound publisher).
-    approval: Option<bool>,
             Ok(text) => body.push_str(&text),
             Err(e) => tracing::warn!("plugin quota metrics not read: {e}"),
         }

@@ -86,6 +86,8 @@ pub struct PluginInfo {
     pub sites: Vec<SiteSetting>,
     /// Capability grants set explicitly.
     pub grants: Vec<GrantSetting>,
+    /// The indicators this version declares (`[[indicators]]`).
+    pub indicators: Vec<super::indicators::ProvidedIndicator>,
 }
 
 /// An explicit enablement at a site.
@@ -93,8 +95,6 @@ pub struct PluginInfo {
 pub struct SiteSetting {
     pub site: String,
     pub enabled: bool,
-    /// The indicators this version declares (`[[indicators]]`).
-    pub indicators: Vec<super::indicators::ProvidedIndicator>,
 }
 
 /// An explicit grant (or refusal) of a capability at a site.
@@ -298,6 +298,8 @@ impl Registry {
                     format!("does not link against this kernel: {e:#}"),
                 )
             })?;
+        super::indicators::check_declared(&self.kernel.db, m, prepared.provides_indicators())
+            .await?;
         let mut tx = self.kernel.db.begin_read().await?;
         for (dep, req) in &m.dependencies {
             let req =
@@ -307,8 +309,6 @@ impl Registry {
                     return Err(Error::invalid(
                         "dependencies",
                         format!(
-        super::indicators::check_declared(&self.kernel.db, m, prepared.provides_indicators())
-            .await?;
                             "plugin {} needs plugin {dep} {req}, which is not installed",
                             m.id
                         ),
@@ -357,14 +357,14 @@ impl Registry {
     }
 
     /// Install a new plugin from a package file (city admins).
-    pub async fn install(&self, actor: &Actor, bytes: &[u8]) -> Result<PluginInfo> {
     /// A site-bound publisher's packages are installed by its site's
     /// `plugin_publisher` holders and admins too (`registry/publishers.rs`).
+    pub async fn install(&self, actor: &Actor, bytes: &[u8]) -> Result<PluginInfo> {
         let pkg = Package::decode(bytes)?;
         let m = &pkg.manifest;
+        self.admit(actor, m, "installing a plugin").await?;
         {
             let mut tx = self.kernel.db.begin_read().await?;
-        self.admit(actor, m, "installing a plugin").await?;
             if let Some((active, _)) = registry_row(&mut tx, &m.id).await? {
                 return Err(Error::conflict(
                     "id",
@@ -384,9 +384,9 @@ impl Registry {
                 format!("plugin {} was installed meanwhile", m.id),
             ));
         }
+        publishers::claim(&mut tx, actor, m).await?;
         self.store_version(&mut tx, actor, &pkg, &trust).await?;
         let inserted = sqlx::query(
-        publishers::claim(&mut tx, actor, m).await?;
             "INSERT INTO plugin_registry (plugin, active, previous, updated_at) VALUES ($1, $2, NULL, $3) \
              ON CONFLICT (plugin) DO NOTHING",
         )
@@ -453,9 +453,9 @@ impl Registry {
     ) -> Result<Outcome<PluginInfo>> {
         let pkg = Package::decode(bytes)?;
         let m = &pkg.manifest;
+        let publisher = self.admit(actor, m, "upgrading a plugin").await?;
         let mut tx = self.kernel.db.begin_read().await?;
         let Some((active, _)) = registry_row(&mut tx, &m.id).await? else {
-        let publisher = self.admit(actor, m, "upgrading a plugin").await?;
             return Err(Error::NotFound(format!("plugin {}", m.id)));
         };
         let current = semver::Version::parse(&active).map_err(|e| Error::Internal(e.into()))?;
@@ -484,14 +484,14 @@ impl Registry {
         }
         tx.rollback().await?;
         let trust = self.check(&pkg).await?;
-
-        let mut tx = self.kernel.db.begin().await?;
         if let Some(a) = self
             .gate_upgrade(actor, publisher.as_ref(), m, &pkg.manifest_text, bytes, via)
             .await?
         {
             return Ok(Outcome::Pending(Box::new(a)));
         }
+
+        let mut tx = self.kernel.db.begin().await?;
         let Some((active_now, previous)) = registry_row_locked(&mut tx, &m.id).await? else {
             return Err(Error::NotFound(format!("plugin {}", m.id)));
         };
@@ -534,10 +534,10 @@ impl Registry {
                     format!("migrating the tables of {} to {} failed, so version {active} stays active with its data untouched: {e}", m.id, m.version),
                 )
             })?;
-        self.store_version(&mut tx, actor, &pkg, &trust).await?;
-        sqlx::query("UPDATE plugin_registry SET active = $1, previous = $2, updated_at = $3 WHERE plugin = $4")
         publishers::claim(&mut tx, actor, m).await?;
         approvals::upgrade_approved(&mut tx, actor, m, via).await?;
+        self.store_version(&mut tx, actor, &pkg, &trust).await?;
+        sqlx::query("UPDATE plugin_registry SET active = $1, previous = $2, updated_at = $3 WHERE plugin = $4")
             .bind(&m.version)
             .bind(&active)
             .bind(now_micros())
@@ -715,8 +715,6 @@ impl Registry {
         site: &str,
         enabled: bool,
     ) -> Result<()> {
-        let site = crate::sites::get(&self.kernel.db, actor, site).await?;
-        actor.require_admin(
         match self.enable_via(actor, plugin, site, enabled, Via::Direct).await? {
             Outcome::Done(()) => Ok(()),
             Outcome::Pending(a) => Err(Error::conflict(
@@ -754,6 +752,8 @@ impl Registry {
         enabled: bool,
         via: Via<'_>,
     ) -> Result<Outcome<()>> {
+        let site = crate::sites::get(&self.kernel.db, actor, site).await?;
+        actor.require_admin(
             &site.path,
             if enabled {
                 "enabling a module"
@@ -765,12 +765,10 @@ impl Registry {
         let Some((active, _)) = registry_row_locked(&mut tx, plugin).await? else {
             return Err(Error::NotFound(format!("plugin {plugin}")));
         };
-        if enabled {
-            let m = stored_manifest(&mut tx, plugin, &active).await?;
         let publisher = publishers::owner_entry(&mut tx, plugin).await?;
-            let rows = site_rows(&mut tx, Some(plugin)).await?;
+        if enabled {
             publishers::confine(publisher.as_ref(), plugin, &site, "enabled")?;
-            let (_, grants) = rows.into_iter().next().map(|(_, r)| r).unwrap_or_default();
+            let m = stored_manifest(&mut tx, plugin, &active).await?;
             if let Some(p) = &publisher {
                 if p.revoked() {
                     return Err(Error::conflict(
@@ -788,6 +786,8 @@ impl Registry {
                     )));
                 }
             }
+            let rows = site_rows(&mut tx, Some(plugin)).await?;
+            let (_, grants) = rows.into_iter().next().map(|(_, r)| r).unwrap_or_default();
             let lacking = missing(&m, &granted_at(&grants, &site.path));
             if !lacking.is_empty() {
                 return Err(Error::conflict(
@@ -820,8 +820,6 @@ impl Registry {
                     ));
                 }
             }
-        }
-        sqlx::query(
             let (text,): (String,) = sqlx::query_as(
                 "SELECT manifest FROM plugin_versions WHERE plugin = $1 AND version = $2",
             )
@@ -836,6 +834,8 @@ impl Registry {
                 tx.commit().await?;
                 return Ok(Outcome::Pending(Box::new(self.approval_by_id(id).await?)));
             }
+        }
+        sqlx::query(
             "INSERT INTO plugin_enablement (plugin, site_id, enabled, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (plugin, site_id) DO UPDATE SET enabled = $3, updated_at = $4",
         )
@@ -864,9 +864,9 @@ impl Registry {
             },
         )
         .await
+        .map(Outcome::Done)
     }
 
-        .map(Outcome::Done)
     /// Grant (or, with `granted = false`, refuse) capabilities to a plugin
     /// at a site and its subtree (admins over that site).
     pub async fn grant(
@@ -890,8 +890,6 @@ impl Registry {
             return Err(Error::NotFound(format!("plugin {plugin}")));
         };
         let m = stored_manifest(&mut tx, plugin, &active).await?;
-        for c in capabilities {
-            if !CAPABILITIES.contains(&c.as_str()) {
         if granted {
             let publisher = publishers::owner_entry(&mut tx, plugin).await?;
             publishers::confine(publisher.as_ref(), plugin, &site, "granted capabilities")?;
@@ -907,6 +905,8 @@ impl Registry {
                 }
             }
         }
+        for c in capabilities {
+            if !CAPABILITIES.contains(&c.as_str()) {
                 return Err(Error::invalid(
                     "capabilities",
                     format!(
@@ -1042,7 +1042,7 @@ impl Registry {
                     granted: g != 0,
                 })
                 .collect(),
+            indicators: super::indicators::ProvidedIndicator::of(&m),
         })
     }
 }
-            indicators: super::indicators::ProvidedIndicator::of(&m),

@@ -365,6 +365,8 @@ impl Runtime {
         backend: Backend,
     ) -> anyhow::Result<Loaded> {
         let pre = self.linker.instantiate_pre(component)?;
+        // Present only in components built for the `provider` world (1.4+).
+        let indicators = IndicatorIndices::new(&pre).ok().map(Arc::new);
         let pre = PluginPre::new(pre)?;
         let deadline = manifest
             .limits
@@ -377,8 +379,6 @@ impl Runtime {
             .map(|m| (m as usize) << 20)
             .map_or(self.limits.memory_bytes, |m| {
                 m.min(self.limits.memory_bytes)
-        // Present only in components built for the `provider` world (1.4+).
-        let indicators = IndicatorIndices::new(&pre).ok().map(Arc::new);
             });
         let max_calls = manifest
             .limits
@@ -407,6 +407,7 @@ impl Runtime {
             tables,
             manifest,
             pre,
+            indicators,
             deadline,
             queue_wait: self.limits.queue_wait,
             max_attempts: self.limits.max_attempts.max(1),
@@ -420,11 +421,12 @@ impl Runtime {
 pub struct Loaded {
     pub manifest: Arc<Manifest>,
     pub tables: Tables,
-            indicators,
     /// This version's counters.
     pub metrics: Arc<PluginMetrics>,
     shared: Shared,
     pre: PluginPre<CallState>,
+    /// The `indicators` export, if the component has one.
+    indicators: Option<Arc<IndicatorIndices>>,
     deadline: Duration,
     queue_wait: Duration,
     max_attempts: u32,
@@ -438,8 +440,6 @@ impl std::fmt::Debug for Loaded {
             .field("plugin", &self.manifest.id)
             .field("version", &self.manifest.version)
             .finish()
-    /// The `indicators` export, if the component has one.
-    indicators: Option<Arc<IndicatorIndices>>,
     }
 }
 
@@ -531,37 +531,6 @@ impl Loaded {
         .await
     }
 
-    /// Count a call at `site` against the plugin's calls-per-minute quota
-    /// there; past it the call fails as `quota` before it runs.
-    fn count_call(&self, k: &Kernel, site: &str) -> Result<(), CallError> {
-        let quotas = &self.shared.quotas;
-        quotas.maybe_sync(k);
-        let limits = quotas.effective(&self.manifest);
-        quotas
-            .take(&self.manifest.id, site, super::quota::Rate::Calls, &limits)
-            .map_err(|e| {
-                self.metrics.failure("quota");
-                failure::quota(&self.manifest, &e)
-            })
-    }
-
-    /// A place among the plugin's calls running at once, waiting at most
-    /// `wait` in the plugin's FIFO queue. A request finding the queue full
-    /// is refused at once, so one plugin's flood never holds more than its
-    /// share of the node's request slots.
-    async fn admit(&self, wait: Duration) -> Result<tokio::sync::OwnedSemaphorePermit, CallError> {
-        let share = &self.shared.share;
-        if let Ok(p) = share.calls.clone().try_acquire_owned() {
-            return Ok(p);
-        }
-        let refuse = || {
-            self.metrics.failure("busy");
-            failure::busy(&self.manifest, share.max_calls, wait)
-        };
-        let Some(_queued) = share.enqueue() else {
-            return Err(refuse());
-        };
-        match tokio::time::timeout(wait, share.calls.clone().acquire_owned()).await {
     /// True if the component exports `indicators` (host API 1.4.0).
     pub fn provides_indicators(&self) -> bool {
         self.indicators.is_some()
@@ -600,6 +569,37 @@ impl Loaded {
         .await
     }
 
+    /// Count a call at `site` against the plugin's calls-per-minute quota
+    /// there; past it the call fails as `quota` before it runs.
+    fn count_call(&self, k: &Kernel, site: &str) -> Result<(), CallError> {
+        let quotas = &self.shared.quotas;
+        quotas.maybe_sync(k);
+        let limits = quotas.effective(&self.manifest);
+        quotas
+            .take(&self.manifest.id, site, super::quota::Rate::Calls, &limits)
+            .map_err(|e| {
+                self.metrics.failure("quota");
+                failure::quota(&self.manifest, &e)
+            })
+    }
+
+    /// A place among the plugin's calls running at once, waiting at most
+    /// `wait` in the plugin's FIFO queue. A request finding the queue full
+    /// is refused at once, so one plugin's flood never holds more than its
+    /// share of the node's request slots.
+    async fn admit(&self, wait: Duration) -> Result<tokio::sync::OwnedSemaphorePermit, CallError> {
+        let share = &self.shared.share;
+        if let Ok(p) = share.calls.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let refuse = || {
+            self.metrics.failure("busy");
+            failure::busy(&self.manifest, share.max_calls, wait)
+        };
+        let Some(_queued) = share.enqueue() else {
+            return Err(refuse());
+        };
+        match tokio::time::timeout(wait, share.calls.clone().acquire_owned()).await {
             Ok(Ok(p)) => Ok(p),
             _ => Err(refuse()),
         }
@@ -611,6 +611,18 @@ impl Loaded {
         let store = &mut state.store;
         store.data().set_phase("running guest code");
         let call = async {
+            if let Export::Indicator(q) = export {
+                let Some(indices) = &self.indicators else {
+                    wasmtime::bail!(
+                        "plugin {} {} does not export lifelong:plugin/indicators",
+                        self.manifest.id,
+                        self.manifest.version
+                    );
+                };
+                let instance = self.pre.instance_pre().instantiate_async(&mut *store).await?;
+                let guest = indices.load(&mut *store, &instance)?;
+                return Ok(Output::Indicator(guest.call_value(&mut *store, q).await?));
+            }
             let instance = self.pre.instantiate_async(&mut *store).await?;
             let handler = instance.lifelong_plugin_handler();
             Ok(match export {
@@ -618,6 +630,7 @@ impl Loaded {
                     Output::Response(handler.call_handle_request(&mut *store, r).await?)
                 }
                 Export::Event(e) => Output::Event(handler.call_handle_event(&mut *store, e).await?),
+                Export::Indicator(_) => unreachable!("answered above"),
             })
         };
         let started = std::time::Instant::now();
@@ -642,18 +655,6 @@ impl Loaded {
     /// executor at every epoch tick. Without the yield a guest spinning in a
     /// loop would hold a tokio worker thread until its deadline — with two
     /// workers, two such calls would stall every other request. The
-            if let Export::Indicator(q) = export {
-                let Some(indices) = &self.indicators else {
-                    wasmtime::bail!(
-                        "plugin {} {} does not export lifelong:plugin/indicators",
-                        self.manifest.id,
-                        self.manifest.version
-                    );
-                };
-                let instance = self.pre.instance_pre().instantiate_async(&mut *store).await?;
-                let guest = indices.load(&mut *store, &instance)?;
-                return Ok(Output::Indicator(guest.call_value(&mut *store, q).await?));
-            }
     /// deadline itself is the timer around the call (`run`), which can fire
     /// because the guest yields.
     fn store(&self, state: CallState) -> Store<CallState> {
@@ -661,7 +662,6 @@ impl Loaded {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-                Export::Indicator(_) => unreachable!("answered above"),
             // Guest code has run through a tick: give back this plugin's
             // guest slice, go to the back of the executor's queue, and wait
             // for a slice again (FIFO among this plugin's busy calls).
@@ -807,11 +807,13 @@ impl LiveInstance {
 enum Export<'a> {
     Request(&'a Request),
     Event(&'a Event),
+    Indicator(&'a IndicatorQuery),
 }
 
 enum Output {
     Response(Response),
     Event(Result<(), String>),
+    Indicator(Result<Option<f64>, String>),
 }
 
 /// A call in progress.
@@ -825,5 +827,3 @@ impl Running {
         self.store.data_mut().finish(commit).await
     }
 }
-    Indicator(&'a IndicatorQuery),
-    Indicator(Result<Option<f64>, String>),
