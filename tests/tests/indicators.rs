@@ -180,7 +180,7 @@ async fn site(
     .unwrap();
 }
 
-fn ind<'a>(report: &'a Value, id: u64) -> &'a Value {
+fn ind(report: &Value, id: u64) -> &Value {
     report["indicators"]
         .as_array()
         .unwrap()
