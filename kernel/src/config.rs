@@ -319,12 +319,15 @@ impl Config {
                 e,
             )
         })?;
-        cfg.outcome_maxima.check().and_then(|_| cfg.circles.check()).map_err(|e| {
-            ConfigError::Parse(
-                path.map_or("(defaults)".into(), |p| p.display().to_string()),
-                e,
-            )
-        })?;
+        cfg.outcome_maxima
+            .check()
+            .and_then(|_| cfg.circles.check())
+            .map_err(|e| {
+                ConfigError::Parse(
+                    path.map_or("(defaults)".into(), |p| p.display().to_string()),
+                    e,
+                )
+            })?;
         Ok(cfg)
     }
 
