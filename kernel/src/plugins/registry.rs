@@ -657,6 +657,16 @@ impl Registry {
                 ));
             }
         }
+        // Its pending approval requests cannot be carried out any more.
+        sqlx::query(
+            "UPDATE plugin_approvals SET status = 'refused', decided_by = $2, decided_at = $3, \
+             reason = 'the plugin was removed' WHERE plugin = $1 AND status = 'pending'",
+        )
+        .bind(plugin)
+        .bind(actor.label())
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
         for table in ["plugin_registry", "plugin_enablement", "plugin_grants"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE plugin = $1"))
                 .bind(plugin)
@@ -765,7 +775,9 @@ impl Registry {
         let Some((active, _)) = registry_row_locked(&mut tx, plugin).await? else {
             return Err(Error::NotFound(format!("plugin {plugin}")));
         };
-        let publisher = publishers::owner_entry(&mut tx, plugin).await?;
+        // Locked: an enable and a revocation of its publisher serialise, so
+        // no enable lands after the revocation disabled everything.
+        let publisher = publishers::owner_entry_locked(&mut tx, plugin).await?;
         if enabled {
             publishers::confine(publisher.as_ref(), plugin, &site, "enabled")?;
             let m = stored_manifest(&mut tx, plugin, &active).await?;

@@ -642,6 +642,31 @@ async fn institution_plugins(k: TestKernel) {
         .await;
     assert_eq!(a.status, 204, "{}", a.body);
 
+    // The institution rolls back its own plugin; another township cannot.
+    let a = c
+        .json(
+            "POST",
+            "/api/v1/plugin-registry/uni-feedback/rollback",
+            &t2_admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = c
+        .json(
+            "POST",
+            "/api/v1/plugin-registry/uni-feedback/rollback",
+            &uni_dev,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, &a.body["version"]),
+        (200, &json!("1.0.1")),
+        "{}",
+        a.body
+    );
+    assert_eq!(c.call("uni-feedback", "UNI").await, 200);
     // Plugin ids belong to their first publisher: another publisher's
     // package is refused for them, even after removal, even from a city admin.
     let taken = "plugin id uni-feedback belongs to publisher elder-uni, whose package first installed it; a package from publisher rogue cannot install or upgrade it (choose another id)";

@@ -168,6 +168,22 @@ pub(super) async fn owner_entry(
     }
 }
 
+/// [`owner_entry`], with the publisher's row locked for the rest of the
+/// transaction (a no-op update, as `registry_row_locked` does).
+pub(super) async fn owner_entry_locked(
+    conn: &mut AnyConnection,
+    plugin: &str,
+) -> Result<Option<Publisher>> {
+    let Some(p) = owner(conn, plugin).await? else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE plugin_publishers SET status = status WHERE publisher = $1")
+        .bind(&p)
+        .execute(&mut *conn)
+        .await?;
+    publisher_in(conn, &p).await
+}
+
 /// Refuse a package whose id another publisher owns.
 pub(super) async fn check_owner(conn: &mut AnyConnection, m: &Manifest) -> Result<()> {
     match owner(conn, &m.id).await? {
