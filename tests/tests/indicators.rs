@@ -998,6 +998,45 @@ async fn story(k: &TestKernel) {
         s["points"].as_array().unwrap().last().unwrap()["source"],
         "snapshot"
     );
+    // Two nodes at the same moment: one claims the day, the other finds it
+    // claimed; one set of rows.
+    let (a, b) = tokio::join!(
+        kernel::indicators::snapshots::run_daily(&ctx, "node-a", &yesterday),
+        kernel::indicators::snapshots::run_daily(&ctx, "node-b", &yesterday),
+    );
+    let mut runs = [a.unwrap(), b.unwrap()];
+    runs.sort();
+    assert_eq!(runs, [None, Some(30)]);
+    // A node that died holding a claim: after the lease, another takes over.
+    let stale = kernel::storage::now_micros() - 16 * 60 * 1_000_000;
+    sqlx::query("INSERT INTO indicator_schedule (day, claimed_by, claimed_at) VALUES ($1, $2, $3)")
+        .bind("2026-06-30")
+        .bind("node-dead")
+        .bind(stale)
+        .execute(k.kernel.db.reader())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO indicator_schedule (day, claimed_by, claimed_at) VALUES ($1, $2, $3)")
+        .bind("2026-06-29")
+        .bind("node-busy")
+        .bind(kernel::storage::now_micros())
+        .execute(k.kernel.db.reader())
+        .await
+        .unwrap();
+    assert_eq!(
+        kernel::indicators::snapshots::run_daily(&ctx, "node-a", "2026-06-30")
+            .await
+            .unwrap(),
+        Some(30),
+        "a claim past its lease is taken over"
+    );
+    assert_eq!(
+        kernel::indicators::snapshots::run_daily(&ctx, "node-a", "2026-06-29")
+            .await
+            .unwrap(),
+        None,
+        "a live claim is left to its node"
+    );
 
     // --- Plugin-provided indicators, through the declared contract. ---
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
