@@ -179,9 +179,7 @@ impl Registry {
         let loaded: Loaded = match self.route(plugin, Some(&site.path)) {
             Ok(l) => l,
             Err(Refusal::NotEnabled) => return Ok(None),
-            Err(Refusal::NotInstalled) => {
-                return Err(Error::NotFound(format!("plugin {plugin}")))
-            }
+            Err(Refusal::NotInstalled) => return Err(Error::NotFound(format!("plugin {plugin}"))),
             Err(Refusal::NotGranted(caps)) => {
                 return Err(failed(
                     plugin,
@@ -216,17 +214,15 @@ impl Registry {
         let request_id = format!("indicator-{key}-{}-{as_of}", site.code);
         let log = |message: String| {
             tracing::warn!(plugin, key, site = %site.code, as_of, "{message}");
-            self.runtime()
-                .observatory()
-                .log(super::metrics::LogLine {
-                    at: crate::storage::now_micros(),
-                    plugin: loaded.manifest.id.clone(),
-                    version: loaded.manifest.version.clone(),
-                    level: "error",
-                    site: site.code.clone(),
-                    request_id: request_id.clone(),
-                    message,
-                });
+            self.runtime().observatory().log(super::metrics::LogLine {
+                at: crate::storage::now_micros(),
+                plugin: loaded.manifest.id.clone(),
+                version: loaded.manifest.version.clone(),
+                level: "error",
+                site: site.code.clone(),
+                request_id: request_id.clone(),
+                message,
+            });
         };
         match loaded.indicator(self.kernel(), q).await {
             Ok(Ok(Some(v))) if v.is_finite() => Ok(Some(v)),
@@ -243,7 +239,11 @@ impl Registry {
             Err(e) => {
                 let backtrace = e.backtrace.join(" <- ");
                 log(if backtrace.is_empty() {
-                    format!("indicator {key} call failed ({}): {}", e.kind.as_str(), e.message)
+                    format!(
+                        "indicator {key} call failed ({}): {}",
+                        e.kind.as_str(),
+                        e.message
+                    )
                 } else {
                     format!(
                         "indicator {key} call failed ({}): {}; wasm backtrace: {backtrace}",

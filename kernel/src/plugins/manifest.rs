@@ -667,9 +667,7 @@ fn check_indicator(m: &Manifest, i: &IndicatorDef) -> Result<(), ManifestError> 
         }
     }
     if i.formula_version == 0 {
-        return Err(bad(format!(
-            "indicator {key}: formula_version starts at 1"
-        )));
+        return Err(bad(format!("indicator {key}: formula_version starts at 1")));
     }
     Ok(())
 }
