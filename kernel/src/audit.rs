@@ -160,13 +160,17 @@ pub struct Query {
     pub from: Option<i64>,
     /// Until this time (µs, exclusive).
     pub until: Option<i64>,
-    /// Entries with id above this (cursor).
+    /// Entries with id above this (cursor); with `newest_first`, below it
+    /// (0: from the newest).
     pub after_id: i64,
     /// Page size.
     pub limit: i64,
+    /// Newest entries first (the console's view) instead of oldest first.
+    pub newest_first: bool,
 }
 
-/// Read the log, newest last. Admins see their subtrees; city admins all.
+/// Read the log, newest last (or first, with `newest_first`). Admins see
+/// their subtrees; city admins all.
 pub async fn list(db: &Db, actor: &Actor, q: Query) -> Result<Vec<Entry>> {
     let path = match (&q.within_path, actor.admin_scopes()) {
         (Some(p), _) => {
@@ -193,14 +197,19 @@ pub async fn list(db: &Db, actor: &Actor, q: Query) -> Result<Vec<Entry>> {
         Some(p) => (Some(p.clone()), Some(path_upper(p))),
         None => (None, None),
     };
-    let rows = sqlx::query_as::<_, Entry>(
+    let (cursor, order, after) = match (q.newest_first, q.after_id) {
+        (false, id) => (">", "", id),
+        (true, 0) => ("<", "DESC", i64::MAX),
+        (true, id) => ("<", "DESC", id),
+    };
+    let rows = sqlx::query_as::<_, Entry>(&format!(
         "SELECT id, at, actor_id, actor, action, site_id, object_type, object_id, before_json, after_json \
-         FROM audit_log WHERE id > $1 \
+         FROM audit_log WHERE id {cursor} $1 \
          AND ($2 IS NULL OR (site_path >= $2 AND site_path < $3)) \
          AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5) \
-         ORDER BY id LIMIT $6",
-    )
-    .bind(q.after_id)
+         ORDER BY id {order} LIMIT $6"
+    ))
+    .bind(after)
     .bind(lo)
     .bind(hi)
     .bind(q.from)

@@ -13,6 +13,7 @@
 mod accounts;
 mod audit;
 mod auth;
+mod console;
 pub mod error;
 mod extract;
 mod indicators;
@@ -145,6 +146,7 @@ pub fn app_with(state: AppState, limits: &Limits, extra: Router<AppState>) -> Ro
         .route("/readyz", get(ready))
         .route("/metrics", get(plugin_admin::metrics))
         .nest("/api/v1", api)
+        .merge(console::router())
         .fallback(no_route)
         .with_state(state)
 }

@@ -1,4 +1,4 @@
-//! Audit log route: `GET /audit?site=&from=&until=&limit=&cursor=`.
+//! Audit log route: `GET /audit?site=&from=&until=&order=&limit=&cursor=`.
 
 use super::error::ApiResult;
 use super::extract::{Auth, Query};
@@ -25,6 +25,8 @@ struct Params {
     until: Option<i64>,
     limit: Option<i64>,
     cursor: Option<String>,
+    /// `newest` for newest first; `oldest` (the default) for oldest first.
+    order: Option<String>,
 }
 
 async fn list(
@@ -33,6 +35,13 @@ async fn list(
     Query(p): Query<Params>,
 ) -> ApiResult<axum::Json<Page<Entry>>> {
     let limit = page::limit(p.limit)?;
+    let newest_first = match p.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(_) => {
+            return Err(crate::error::Error::invalid("order", "must be newest or oldest").into())
+        }
+    };
     let within_path = match &p.site {
         Some(site) => Some(sites::get(&s.kernel.db, &actor, site).await?.path),
         None => None,
@@ -46,6 +55,7 @@ async fn list(
             until: p.until,
             after_id: page::decode_id(&p.cursor)?,
             limit,
+            newest_first,
         },
     )
     .await?;

@@ -42,6 +42,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/plugin-registry/{plugin}/rollback", post(rollback))
         .route("/plugin-registry/{plugin}/logs", get(logs))
+        .route("/plugin-registry/{plugin}/metrics", get(plugin_metrics))
+        .route("/sites/{site}/plugins", get(at_site))
         .route(
             "/plugin-registry/{plugin}/sites/{site}/enabled",
             put(set_enabled),
@@ -244,6 +246,32 @@ async fn logs(
         .observatory()
         .recent_logs(&plugin, q.limit.unwrap_or(200).min(1000));
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
+}
+
+/// A plugin's call counters on this node, per loaded version (city admins,
+/// like its logs): calls, errors by kind, latency, peak memory, deliveries.
+async fn plugin_metrics(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(plugin): Path<String>,
+) -> Result<Response, ApiError> {
+    actor.require_city_admin("reading a plugin's metrics")?;
+    let r = registry(&state)?;
+    r.info(&plugin).await?;
+    let items = r.runtime().observatory().snapshot(&plugin);
+    Ok(axum::Json(serde_json::json!({ "plugin": plugin, "items": items })).into_response())
+}
+
+/// Every installed plugin at a site: enabled here, inherited from above or
+/// off, and each capability it asks for, granted where (anyone who may see
+/// the site).
+async fn at_site(
+    State(state): State<AppState>,
+    Auth(actor, _): Auth,
+    Path(site): Path<String>,
+) -> Result<Response, ApiError> {
+    let items = registry(&state)?.at_site(&actor, &site).await?;
+    Ok(axum::Json(serde_json::json!({ "site": site, "items": items })).into_response())
 }
 
 async fn publishers(

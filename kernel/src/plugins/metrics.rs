@@ -152,6 +152,45 @@ impl Observatory {
             .unwrap_or_default()
     }
 
+    /// One plugin's counters per loaded version, as JSON for
+    /// `GET /api/v1/plugin-registry/{plugin}/metrics` (the console's health page).
+    pub fn snapshot(&self, plugin: &str) -> Vec<serde_json::Value> {
+        let metrics = self.metrics.read().unwrap_or_else(|e| e.into_inner());
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        metrics
+            .iter()
+            .filter(|((p, _), _)| p == plugin)
+            .map(|((_, version), m)| {
+                let errors: serde_json::Map<String, serde_json::Value> = KINDS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (k.to_string(), load(&m.errors[i]).into()))
+                    .collect();
+                let count = load(&m.latency_count);
+                let buckets: Vec<serde_json::Value> = BUCKETS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| serde_json::json!({"le_seconds": b, "calls": load(&m.buckets[i])}))
+                    .collect();
+                serde_json::json!({
+                    "version": version,
+                    "calls": load(&m.calls),
+                    "errors": errors,
+                    "latency": {
+                        "count": count,
+                        "sum_seconds": load(&m.latency_micros) as f64 / 1e6,
+                        "mean_ms": if count == 0 { 0.0 } else { load(&m.latency_micros) as f64 / count as f64 / 1e3 },
+                        "buckets": buckets,
+                    },
+                    "peak_memory_bytes": load(&m.peak_memory),
+                    "retries": load(&m.retries),
+                    "delivered": load(&m.delivered),
+                    "dead_lettered": load(&m.dead_lettered),
+                })
+            })
+            .collect()
+    }
+
     /// Every counter in Prometheus text exposition format.
     pub fn render(&self) -> String {
         let metrics = self.metrics.read().unwrap_or_else(|e| e.into_inner());

@@ -34,11 +34,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use wasmtime::component::Component;
 
 mod approvals;
+mod at_site;
 mod publishers;
 mod view;
 
 use approvals::Via;
 pub use approvals::{Approval, AskedCapability, Outcome, CAPABILITY_MEANINGS};
+pub use at_site::{CapabilityAtSite, PluginAtSite};
 pub use publishers::{confine_settings, Binding, Publisher};
 pub use view::Refusal;
 use view::{enabled_at, granted_at, missing, site_rows, View};
