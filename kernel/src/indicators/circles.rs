@@ -23,6 +23,10 @@ use std::collections::HashMap;
 /// Mean Earth radius (IUGG), metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
+/// Rings of grid cells searched for an uncovered community's nearest
+/// learning site before falling back to a scan of them all.
+const RING_CAP: i64 = 32;
+
 /// Default walking distance, metres.
 pub const DEFAULT_DISTANCE_M: f64 = 1000.0;
 
@@ -264,10 +268,15 @@ pub fn compute(sites: &[MapSite], p: Params) -> Coverage {
         }
         // Nearest by widening rings: a site in ring r is at least (r - 1)
         // cells (each ≥ distance_m) away, so stop one ring past that bound.
+        // Past RING_CAP rings (a community far from every learning site, or
+        // a stray coordinate) one scan of every learning site is cheaper.
         let mut best: Option<(usize, f64)> = None;
-        for r in 0..=grid.max_ring(c) {
+        let max_ring = grid.max_ring(c);
+        let mut settled = max_ring <= RING_CAP;
+        for r in 0..=max_ring.min(RING_CAP) {
             if let Some((_, d)) = best {
                 if ((r - 2).max(0) as f64) * p.distance_m > d {
+                    settled = true;
                     break;
                 }
             }
@@ -277,6 +286,14 @@ pub fn compute(sites: &[MapSite], p: Params) -> Coverage {
                     best = Some((i, d));
                 }
             });
+        }
+        if !settled {
+            for &(i, _, _) in &learning {
+                let d = dist(i, lat, lon);
+                if best.is_none_or(|(_, b)| d < b) {
+                    best = Some((i, d));
+                }
+            }
         }
         (false, best)
     })
@@ -406,6 +423,9 @@ mod tests {
             sites.push(s(100 + v, "village", Some(10 + v % 3), Some(at)));
         }
         sites.push(s(99, "village", Some(10), None));
+        // Far from everything: the nearest is found by the fallback scan.
+        sites.push(s(98, "village", Some(11), Some((31.5, 121.5))));
+        sites.push(s(97, "village", Some(12), Some((0.0, 0.0))));
         for l in 0..80 {
             let at = (30.0 + next() * 0.1, 120.0 + next() * 0.1);
             sites.push(s(1000 + l, "museum", Some(10 + l % 3), Some(at)));
