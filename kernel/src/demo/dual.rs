@@ -165,6 +165,7 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
             "/specialities",
             json!({
                 "code": "DT-ELEC", "name": "电气自动化技术", "distance": false,
+                "created_on": super::elder::days_ago(400),
                 "partners": ["T01-ETC", "T02-ETC"],
                 "standard": standard("维修电工", "设备维修岗",
                     &[("T-BASE", "电工基础", "school", 60), ("T-PLC", "PLC编程", "school", 40),
@@ -182,6 +183,7 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
             "/specialities",
             json!({
                 "code": "DT-ECOM-D", "name": "电子商务(远程)", "distance": true,
+                "created_on": super::elder::days_ago(200),
                 "partners": ["T02-ETC", "T03-ETC"],
                 "standard": standard("网店运营", "运营专员岗",
                     &[("T-MKT", "网络营销(远程)", "school", 48), ("P-SHOP", "店铺运营实训", "enterprise", 96)],

@@ -7,6 +7,17 @@ use crate::plugins::registry::Registry;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+/// The city's date `days` days before today: facts the demo records late
+/// (a team founded last spring), so the plugin-provided indicators have a
+/// year of history.
+pub(super) fn days_ago(days: i64) -> String {
+    let today = chrono::NaiveDate::parse_from_str(&crate::sites::today(), "%Y-%m-%d")
+        .unwrap_or_default();
+    (today - chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 const ID: &str = "elder-education";
 
 struct Demo<'a> {
@@ -119,7 +130,7 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
             *admin,
             "PUT",
             "/designation",
-            json!({"kind": "one_school_one_brand", "name": "翰墨书香"}),
+            json!({"kind": "one_school_one_brand", "name": "翰墨书香", "since": days_ago(60 + (37 * n as i64) % 400)}),
         )
         .await?;
         let scenario = d
@@ -128,7 +139,7 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
                 *admin,
                 "POST",
                 "/scenarios",
-                json!({"code": "smart-phone", "name": "用智能手机挂号、扫码出行"}),
+                json!({"code": "smart-phone", "name": "用智能手机挂号、扫码出行", "created_on": days_ago(45 + (53 * n as i64) % 380)}),
             )
             .await?;
         d.call(
@@ -152,7 +163,7 @@ pub async fn seed(registry: &Registry) -> Result<Option<String>> {
             *admin,
             "POST",
             "/teams",
-            json!({"name": format!("{school}书画学习团队"), "members": founders}),
+            json!({"name": format!("{school}书画学习团队"), "members": founders, "founded_on": days_ago(20 + (41 * n as i64) % 420)}),
         )
         .await?;
         if township != "CITY" {
