@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 /// (a team founded last spring), so the plugin-provided indicators have a
 /// year of history.
 pub(super) fn days_ago(days: i64) -> String {
-    let today = chrono::NaiveDate::parse_from_str(&crate::sites::today(), "%Y-%m-%d")
-        .unwrap_or_default();
+    let today =
+        chrono::NaiveDate::parse_from_str(&crate::sites::today(), "%Y-%m-%d").unwrap_or_default();
     (today - chrono::Duration::days(days))
         .format("%Y-%m-%d")
         .to_string()
