@@ -62,7 +62,22 @@ fn rss_kib() -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let k = TestKernel::sqlite().await;
+    // Quotas count as when serving, but high enough never to refuse a
+    // benchmark's calls (section 6 measures what counting costs).
+    let k = TestKernel::sqlite_with(kernel::plugins::RuntimeLimits {
+        quotas: kernel::plugins::quota::QuotaLimits {
+            rows: 1 << 40,
+            bytes: 1 << 50,
+            site_rows: 1 << 40,
+            site_bytes: 1 << 50,
+            calls_per_minute: 1 << 40,
+            events_per_minute: 1 << 40,
+            log_lines_per_minute: 1 << 40,
+            sync_ms: 1_000,
+        },
+        ..Default::default()
+    })
+    .await;
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/probe");
     let probe = k.load(&dir).await;
     let ok = req("/ok");
@@ -215,12 +230,41 @@ async fn main() {
         }
         return;
     }
-    for (name, native, plugin) in cases {
+    for (name, native, plugin) in cases.clone() {
         let (n_rps, n_cpu) = throughput(&format!("http://{addr}{native}"), &token).await;
         let (p_rps, p_cpu) = throughput(&format!("http://{addr}{plugin}"), &token).await;
         println!(
             "http {name}: native {n_rps:.0} req/s ({n_cpu:.0} µs CPU/req), plugin {p_rps:.0} req/s ({p_cpu:.0} µs CPU/req), ratio {:.2}",
             p_rps / n_rps
+        );
+    }
+
+    // 6. Quotas: the same plugin routes, and one writing a row, with quota
+    // counting switched off and on in turn (two rounds each, same run).
+    let quotas = k.runtime.quotas().clone();
+    for (name, method, path) in [
+        ("trivial", "GET", cases[0].2.clone()),
+        ("one-row read", "GET", cases[1].2.clone()),
+        (
+            "one-row insert",
+            "POST",
+            format!("/api/v1/plugins/probe/quota/notes/1{site}"),
+        ),
+    ] {
+        let url = format!("http://{addr}{path}");
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            quotas.set_enforced(false);
+            off.push(throughput_with(method, &url, &token).await.0);
+            quotas.set_enforced(true);
+            on.push(throughput_with(method, &url, &token).await.0);
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "quotas, http {name}: off {:.0} req/s, on {:.0} req/s, ratio {:.3}",
+            mean(&off),
+            mean(&on),
+            mean(&on) / mean(&off)
         );
     }
     k.cleanup().await;
@@ -290,6 +334,12 @@ async fn setup_http(k: &TestKernel, probe: &lifelong_harness::TestPlugin) -> (i6
 
 /// Requests/s over 3 s with 32 keep-alive clients, and process CPU per request.
 async fn throughput(url: &str, token: &str) -> (f64, f64) {
+    throughput_with("GET", url, token).await
+}
+
+/// The same with `method` (a POST sends an empty JSON object).
+async fn throughput_with(method: &str, url: &str, token: &str) -> (f64, f64) {
+    let post = method == "POST";
     let client = reqwest::Client::new();
     let dur = Duration::from_secs(3);
     let cpu0 = cpu_secs();
@@ -300,7 +350,15 @@ async fn throughput(url: &str, token: &str) -> (f64, f64) {
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while start.elapsed() < dur {
-                let res = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                let req = if post {
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body("{}")
+                } else {
+                    client.get(&url)
+                };
+                let res = req.bearer_auth(&token).send().await.unwrap();
                 assert!(res.status().is_success(), "{url}: {}", res.status());
                 res.bytes().await.unwrap();
                 n += 1;

@@ -408,10 +408,29 @@ impl CallState {
                 return Ok(false);
             }
         }
+        let mut committed_usage = None;
         if let Some(u) = &self.usage {
-            u.flush(&mut *tx, &self.manifest.id, &self.site).await?;
+            match u
+                .flush(&mut tx, &self.manifest.id, &self.site, &self.quota)
+                .await?
+            {
+                Ok(usage) => committed_usage = usage,
+                Err(e) => {
+                    // Past a quota after all (another node wrote since this
+                    // node last saw the usage): nothing is kept.
+                    tx.rollback().await?;
+                    self.quotas.refused(&self.manifest.id, e.quota);
+                    let m = e.to_string();
+                    self.quota_exceeded = Some(e);
+                    return Err(sqlx::Error::Protocol(m));
+                }
+            }
         }
         tx.commit().await?;
+        if let Some((total, at_site)) = committed_usage {
+            self.quotas
+                .remember(&self.manifest.id, &self.site, total, at_site);
+        }
         Ok(true)
     }
 
@@ -487,32 +506,56 @@ impl CallState {
         if (rows == 0 && bytes == 0) || !self.quotas.enforced() {
             return Ok(());
         }
+        let (plugin, site) = (self.manifest.id.clone(), self.site.clone());
         if self.usage.is_none() {
             let k = self.kernel()?;
             let root = match self.quotas.root(&k).await {
                 Ok(r) => r,
                 Err(e) => return self.kernel_trap(e),
             };
-            let (plugin, site) = (self.manifest.id.clone(), self.site.clone());
-            let loaded = super::quota::load_usage(&mut *self.tx().await?, &plugin, &site).await;
-            match loaded {
-                Ok((p, s)) => {
-                    self.usage = Some(super::quota::CallUsage {
-                        plugin: p,
-                        site: s,
-                        delta: Default::default(),
-                        per_site: !site.is_empty() && site != root,
-                    })
+            // This node's last committed values if it has them (exact on
+            // one node; checked again when the call commits), else read.
+            let (p, s, fresh) = match self.quotas.cached(&plugin, &site) {
+                Some((p, s)) => (p, s, false),
+                None => {
+                    match super::quota::load_usage(&mut *self.tx().await?, &plugin, &site).await {
+                        Ok((p, s)) => (p, s, true),
+                        Err(e) => return self.kernel_trap(e),
+                    }
                 }
-                Err(e) => return self.kernel_trap(e),
-            }
+            };
+            self.usage = Some(super::quota::CallUsage {
+                plugin: p,
+                site: s,
+                delta: Default::default(),
+                per_site: !site.is_empty() && site != root,
+                fresh,
+            });
         }
-        let (q, site) = (self.quota, self.site.clone());
+        let q = self.quota;
         let usage = self.usage.as_mut().expect("loaded above");
-        if let Err(e) = usage.add(rows, bytes, &q, &site) {
+        usage.add(rows, bytes);
+        let Err(e) = usage.check(rows > 0, bytes > 0, &q, &site) else {
+            return Ok(());
+        };
+        if usage.fresh {
             return Err(self.exceeded(e));
         }
-        Ok(())
+        // Refuse only on values read in this transaction: the node's last
+        // known ones may be stale.
+        let loaded = super::quota::load_usage(&mut *self.tx().await?, &plugin, &site).await;
+        let (p, s) = match loaded {
+            Ok(v) => v,
+            Err(e) => return self.kernel_trap(e),
+        };
+        let usage = self.usage.as_mut().expect("loaded above");
+        usage.plugin = p;
+        usage.site = s;
+        usage.fresh = true;
+        match usage.check(rows > 0, bytes > 0, &q, &site) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.exceeded(e)),
+        }
     }
 
     /// Count one of `rate` for this call's plugin; past its quota the call

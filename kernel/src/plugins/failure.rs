@@ -84,6 +84,19 @@ impl std::fmt::Display for CallError {
 /// commit), so the runtime re-runs the call.
 pub(super) fn kernel_error(m: &Manifest, e: impl std::fmt::Display) -> CallError {
     let message = e.to_string();
+    // A quota found passed when the call was about to commit.
+    if let Some(q) = super::quota::ALL
+        .iter()
+        .find(|q| message.contains(&format!("quota {q} reached")))
+    {
+        return CallError {
+            plugin: m.id.clone(),
+            version: m.version.clone(),
+            kind: FailureKind::Quota(q),
+            message: format!("{message}; nothing the call wrote was kept"),
+            backtrace: vec![],
+        };
+    }
     let message = if is_conflict_text(&message) && !message.contains(CONFLICT) {
         format!("{CONFLICT}: {message}")
     } else {

@@ -41,6 +41,17 @@ pub const CALLS_PER_MINUTE: &str = "calls_per_minute";
 pub const EVENTS_PER_MINUTE: &str = "events_per_minute";
 pub const LOG_LINES_PER_MINUTE: &str = "log_lines_per_minute";
 
+/// Every quota's name.
+pub const ALL: [&str; 7] = [
+    ROWS,
+    BYTES,
+    SITE_ROWS,
+    SITE_BYTES,
+    CALLS_PER_MINUTE,
+    EVENTS_PER_MINUTE,
+    LOG_LINES_PER_MINUTE,
+];
+
 /// The site key of a plugin's totals (and of its plugin-wide rates).
 pub const TOTAL: &str = "*";
 
@@ -351,6 +362,9 @@ struct Inner {
     refusals: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
     /// Bench hook: count nothing, refuse nothing.
     off: AtomicBool,
+    /// Stored usage by (plugin, site) as this node last committed it, so a
+    /// writing call need not read it first (`CallUsage::fresh`).
+    stored: Mutex<HashMap<(String, String), Stored>>,
     syncs: AtomicU64,
 }
 
@@ -370,6 +384,7 @@ impl Quotas {
             root: tokio::sync::OnceCell::new(),
             refusals: Mutex::default(),
             off: AtomicBool::new(false),
+            stored: Mutex::default(),
             syncs: AtomicU64::new(0),
         }))
     }
@@ -579,6 +594,21 @@ impl Quotas {
         Ok(())
     }
 
+    /// The stored usage of `plugin` in total and at `site` as this node
+    /// last saw it committed, if it has.
+    pub(super) fn cached(&self, plugin: &str, site: &str) -> Option<(Stored, Stored)> {
+        let c = self.0.stored.lock().unwrap_or_else(|e| e.into_inner());
+        let get = |s: &str| c.get(&(plugin.to_string(), s.to_string())).copied();
+        Some((get(TOTAL)?, get(site)?))
+    }
+
+    /// Remember usage a call committed.
+    pub(super) fn remember(&self, plugin: &str, site: &str, total: Stored, at_site: Stored) {
+        let mut c = self.0.stored.lock().unwrap_or_else(|e| e.into_inner());
+        c.insert((plugin.to_string(), TOTAL.to_string()), total);
+        c.insert((plugin.to_string(), site.to_string()), at_site);
+    }
+
     /// This window's counts of `plugin`, as this node knows them: per site
     /// for calls, and plugin-wide for events and log lines.
     fn this_minute(&self, plugin: &str) -> (Vec<(String, u64)>, u64, u64) {
@@ -646,6 +676,10 @@ pub struct CallUsage {
     pub(super) delta: Stored,
     /// Whether the per-site quotas apply (not at the root site or without one).
     pub(super) per_site: bool,
+    /// Whether `plugin` and `site` were read in this call's transaction
+    /// (else they are this node's last known values, which another node's
+    /// or process's writes may have made stale).
+    pub(super) fresh: bool,
 }
 
 /// Read the plugin's and the site's stored usage in the call's transaction.
@@ -674,16 +708,21 @@ pub(super) async fn load_usage(
 }
 
 impl CallUsage {
-    /// Add a write's change; the quota it passes, if it grows usage past one.
-    pub(super) fn add(
-        &mut self,
-        rows: i64,
-        bytes: i64,
+    /// Add a write's change.
+    pub(super) fn add(&mut self, rows: i64, bytes: i64) {
+        self.delta.rows += rows;
+        self.delta.bytes += bytes;
+    }
+
+    /// The quota usage is past, among those the change grows (`rows`,
+    /// `bytes`: whether it grows rows, bytes).
+    pub(super) fn check(
+        &self,
+        rows: bool,
+        bytes: bool,
         q: &Effective,
         site: &str,
     ) -> Result<(), Exceeded> {
-        self.delta.rows += rows;
-        self.delta.bytes += bytes;
         let total = |base: Stored| Stored {
             rows: base.rows + self.delta.rows,
             bytes: base.bytes + self.delta.bytes,
@@ -691,23 +730,23 @@ impl CallUsage {
         let (p, s) = (total(self.plugin), total(self.site));
         let over = |used: i64, limit: u64| used > 0 && used as u64 > limit;
         let check = [
-            (rows > 0 && over(p.rows, q.rows), ROWS, q.rows, p.rows, None),
+            (rows && over(p.rows, q.rows), ROWS, q.rows, p.rows, None),
             (
-                bytes > 0 && over(p.bytes, q.bytes),
+                bytes && over(p.bytes, q.bytes),
                 BYTES,
                 q.bytes,
                 p.bytes,
                 None,
             ),
             (
-                self.per_site && rows > 0 && over(s.rows, q.site_rows),
+                self.per_site && rows && over(s.rows, q.site_rows),
                 SITE_ROWS,
                 q.site_rows,
                 s.rows,
                 Some(site),
             ),
             (
-                self.per_site && bytes > 0 && over(s.bytes, q.site_bytes),
+                self.per_site && bytes && over(s.bytes, q.site_bytes),
                 SITE_BYTES,
                 q.site_bytes,
                 s.bytes,
@@ -725,28 +764,55 @@ impl CallUsage {
         }
     }
 
-    /// Write the call's change to `plugin_usage` (before the call commits).
+    /// Write the call's change to `plugin_usage` (before the call commits,
+    /// under the plugin's write lock); the usage as it then stands, checked
+    /// exactly against the quotas the change grows (the per-write checks may
+    /// have used this node's last known values).
     pub(super) async fn flush(
         &self,
         conn: &mut sqlx::AnyConnection,
         plugin: &str,
         site: &str,
-    ) -> Result<(), sqlx::Error> {
+        q: &Effective,
+    ) -> Result<Result<Option<(Stored, Stored)>, Exceeded>, sqlx::Error> {
         if self.delta == Stored::default() {
-            return Ok(());
+            return Ok(Ok(None));
         }
-        sqlx::query(
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
             "INSERT INTO plugin_usage (plugin, site, row_count, byte_count) VALUES ($1, $2, $3, $4), ($1, '*', $3, $4) \
              ON CONFLICT (plugin, site) DO UPDATE SET row_count = plugin_usage.row_count + excluded.row_count, \
-             byte_count = plugin_usage.byte_count + excluded.byte_count",
+             byte_count = plugin_usage.byte_count + excluded.byte_count RETURNING site, row_count, byte_count",
         )
         .bind(plugin)
         .bind(site)
         .bind(self.delta.rows)
         .bind(self.delta.bytes)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-        Ok(())
+        let get = |s: &str| {
+            rows.iter()
+                .find(|(x, _, _)| x == s)
+                .map(|(_, rows, bytes)| Stored {
+                    rows: *rows,
+                    bytes: *bytes,
+                })
+                .unwrap_or_default()
+        };
+        let (p, s) = (get(TOTAL), get(site));
+        let before = |now: Stored| Stored {
+            rows: now.rows - self.delta.rows,
+            bytes: now.bytes - self.delta.bytes,
+        };
+        let exact = CallUsage {
+            plugin: before(p),
+            site: before(s),
+            fresh: true,
+            ..self.clone()
+        };
+        match exact.check(self.delta.rows > 0, self.delta.bytes > 0, q, site) {
+            Ok(()) => Ok(Ok(Some((p, s)))),
+            Err(e) => Ok(Err(e)),
+        }
     }
 }
 

@@ -421,6 +421,31 @@ async fn quotas_fire_alone(k: TestKernel) {
         e.body
     );
 
+    // Another node's writes (here: its counter, moved as if it had stored
+    // 87 rows) are not in this node's last known usage, which a write
+    // checks first; the commit-time check reads the counters and refuses.
+    let mut tx = c.k.kernel.db.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE plugin_usage SET row_count = row_count + 87 WHERE plugin = 'probe' AND site = '*'",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    refused(&c.post("probe", "/quota/notes/1", "T2-V1").await, "rows");
+    assert_eq!(c.notes().await, 13, "nothing written");
+    let mut tx = c.k.kernel.db.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE plugin_usage SET row_count = row_count - 87 WHERE plugin = 'probe' AND site = '*'",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let a = c.post("probe", "/quota/notes/1", "T2-V1").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(c.notes().await, 14);
+
     // A manifest lowers a quota, and cannot raise one: the same plugin as
     // `lowered` asks for 2 events a minute and for more rows than the
     // publisher's 100.
