@@ -11,6 +11,8 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::path::PathBuf;
 
+mod remote;
+
 /// `lifelong plugin …`
 #[derive(Subcommand, Debug)]
 pub enum PluginCommand {
@@ -86,6 +88,19 @@ pub enum PluginCommand {
         /// A note kept with the decision.
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Act as yourself through a node's HTTP API (an institution's
+    /// plugin_publisher or site admin): install, upgrade, roll back, remove,
+    /// grant, enable, follow an approval request. Token: LIFELONG_TOKEN.
+    Remote {
+        /// The node, http://host:port.
+        #[arg(long, env = "LIFELONG_SERVER")]
+        server: String,
+        /// Your bearer token (from POST /api/v1/auth/login).
+        #[arg(long, env = "LIFELONG_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(subcommand)]
+        action: remote::RemoteAction,
     },
     /// Refuse a pending request, saying why.
     Refuse {
@@ -393,6 +408,11 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
             println!("approved request {id}:");
             print_approval(&a);
         }
+        PluginCommand::Remote {
+            server,
+            token,
+            action,
+        } => remote::run(&server, &token, action).await?,
         PluginCommand::Refuse { id, reason } => {
             let a = registry(cfg).await?.refuse(&system, id, &reason).await?;
             println!("refused request {id}:");

@@ -952,3 +952,237 @@ fn operator_binds_and_revokes_sqlite() {
 fn operator_binds_and_revokes_postgres() {
     operator_binds_and_revokes(tests::Deployment::postgres());
 }
+
+/// The institution's side through the CLI: `lifelong plugin remote` with
+/// its own token against a running node installs, grants and requests the
+/// enable; the city approves with the operator CLI; the plugin then serves
+/// at the institution. Refusals are one line.
+async fn institution_uses_the_cli(dep: tests::Deployment) {
+    let run = |args: &[&str], token: Option<&str>| {
+        let mut cmd = dep.command();
+        cmd.args(args);
+        if let Some(t) = token {
+            cmd.env("LIFELONG_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    assert_eq!(run(&["migrate"], None).0, 0);
+    let sites = dep.dir.path().join("sites.csv");
+    std::fs::write(
+        &sites,
+        "code,name_zh,kind,parent_code\nCITY,市,city,\nT1,一镇,township,CITY\nUNI,老年大学,elder_university,T1\n",
+    )
+    .unwrap();
+    assert_eq!(run(&["site", "import", sites.to_str().unwrap()], None).0, 0);
+    let id = |n: u32| {
+        kernel::idnumber::synthesize(
+            350602,
+            chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
+            n,
+            kernel::idnumber::Sex::Male,
+        )
+    };
+    let out = dep
+        .command()
+        .args([
+            "admin",
+            "bootstrap",
+            "--login",
+            "root",
+            "--name",
+            "管理员",
+            "--id-number",
+            &id(11),
+        ])
+        .env("LIFELONG_ADMIN_PASSWORD", "pw-12345678")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = PublisherKey::generate("elder-uni").unwrap();
+    let (code, _, err) = run(
+        &[
+            "plugin",
+            "trust",
+            "elder-uni",
+            &key.public_hex(),
+            "--site",
+            "UNI",
+            "--capabilities",
+            "sites.read",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let base = lifelong_harness::package(plugin_dir("other")).unwrap();
+    let write = |name: &str, pkg: Package| {
+        let path = dep.dir.path().join(name);
+        std::fs::write(&path, pkg.encode()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let ok = write(
+        "ok.llpkg",
+        package(&base, "uni-feedback", "1.0.0", &["sites.read"], &key),
+    );
+    let greedy = write(
+        "greedy.llpkg",
+        package(&base, "uni-grades", "1.0.0", &["accounts.read"], &key),
+    );
+
+    let (mut child, url) = dep.serve();
+    let http = reqwest::Client::new();
+    let login = |login: &'static str| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let v: Value = http
+                .post(format!("{url}/api/v1/auth/login"))
+                .json(&json!({"login": login, "password": "pw-12345678"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["token"].as_str().unwrap().to_string()
+        }
+    };
+    let root = login("root").await;
+    let person: Value = http
+        .post(format!("{url}/api/v1/persons"))
+        .bearer_auth(&root)
+        .json(&json!({"name": "开发者", "id_number": id(21), "home_site": "UNI", "login": "dev", "password": "pw-12345678"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for role in ["plugin_publisher", "site_admin"] {
+        let r = http
+            .post(format!("{url}/api/v1/persons/{}/roles", person["id"]))
+            .bearer_auth(&root)
+            .json(&json!({"role": role, "site": "UNI"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    let dev = login("dev").await;
+    let remote = |args: &[&str], token: &str| {
+        let mut all = vec!["plugin", "remote", "--server", url.as_str()];
+        all.extend_from_slice(args);
+        run(&all, Some(token))
+    };
+
+    let (code, out, err) = remote(&["install", &ok], &dev);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "installed uni-feedback 1.0.0 by elder-uni\n"),
+        "{err}"
+    );
+    let (code, _, err) = remote(&["install", &greedy], &dev);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: capabilities: plugin uni-grades asks for accounts.read, above the ceiling the city set for publisher elder-uni (sites.read)\n")
+    );
+    let (code, _, err) = remote(&["install", &ok], "not-a-token");
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: ") && err.lines().count() == 1,
+        "{err}"
+    );
+    let (code, out, err) = remote(
+        &["grant", "uni-feedback", "--site", "UNI", "sites.read"],
+        &dev,
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "granted sites.read to uni-feedback at UNI and below\n"),
+        "{err}"
+    );
+    let (code, out, err) = remote(&["enable", "uni-feedback", "--site", "UNI"], &dev);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "enabling uni-feedback at UNI waits for the city's approval as request 1\n"
+        ),
+        "{err}"
+    );
+    let (code, out, _) = run(&["plugin", "approvals"], None);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("request 1 [pending]: first-enable uni-feedback 1.0.0 by publisher elder-uni at site UNI, asked by person:"), "{out}");
+    assert!(
+        out.contains("\n  sites.read [new]: read the site registry"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["plugin", "approve", "1", "--reason", "fine"], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = remote(&["request", "1"], &dev);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "request 1 [approved]: first-enable uni-feedback 1.0.0 at UNI; reason: fine\n"
+        ),
+        "{err}"
+    );
+    // The node picks the operator's change up on its next reload pass.
+    let served = async {
+        loop {
+            let r = http
+                .get(format!(
+                    "{url}/api/v1/plugins/uni-feedback/receipts?site=UNI"
+                ))
+                .send()
+                .await
+                .unwrap();
+            if r.status().as_u16() == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), served)
+        .await
+        .expect("the approved plugin serves at the institution");
+    let (code, out, err) = remote(&["remove", "uni-feedback"], &dev);
+    assert_eq!((code, out.as_str()), (0, "removed uni-feedback\n"), "{err}");
+    let (code, _, err) = run(
+        &[
+            "plugin",
+            "remote",
+            "--server",
+            "https://example.org",
+            "request",
+            "1",
+        ],
+        Some(&dev),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: --server must be a node's http://host:port"),
+        "{err}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn institution_uses_the_cli_sqlite() {
+    institution_uses_the_cli(tests::Deployment::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn institution_uses_the_cli_postgres() {
+    institution_uses_the_cli(tests::Deployment::postgres()).await;
+}
