@@ -157,7 +157,8 @@ fn package(
         .collect::<Vec<_>>()
         .join(", ");
     let mut p = variant(base, |t| {
-        t.replacen("id = \"other\"", &format!("id = \"{id}\""), 1)
+        format!("{t}\n[[settings]]\nname = \"greeting\"\ntype = \"text\"\ndefault = \"hi\"\n")
+            .replacen("id = \"other\"", &format!("id = \"{id}\""), 1)
             .replacen(
                 "version = \"1.0.0\"",
                 &format!("version = \"{version}\""),
@@ -355,6 +356,30 @@ async fn institution_plugins(k: TestKernel) {
             a.body
         );
     }
+    // Configuring is confined the same way.
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-settings/uni-feedback/T2/greeting",
+            &root,
+            json!({"value": "你好"}),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.body["detail"].as_str().unwrap().starts_with(confined),
+        "{}",
+        a.body
+    );
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-settings/uni-feedback/UNI/greeting",
+            &uni_admin,
+            json!({"value": "你好"}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.body);
     // A grant above the ceiling is refused.
     let a = c
         .json(
