@@ -255,7 +255,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "post",
         "/plugin-registry/{plugin}/upgrade",
-        "Upgrade to a higher version from a package, migrating and snapshotting its tables (city admins)",
+        "Upgrade to a higher version from a package, migrating and snapshotting its tables (city admins, or a bound publisher's site; 202 with an approval request when it asks for more than the city approved)",
         true,
     ),
     (
@@ -273,7 +273,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "put",
         "/plugin-registry/{plugin}/sites/{site}/enabled",
-        "Enable or disable the plugin at a site and its subtree (admins over the site)",
+        "Enable or disable the plugin at a site and its subtree (admins over the site, within a bound publisher's subtree; 202 with an approval request when the city must approve a first enable)",
         true,
     ),
     (
