@@ -9,7 +9,7 @@
 
   function metrics(m) {
     if (!m.items.length) return h("p.muted", t("no_calls"));
-    return m.items.map((v) => {
+    return m.items.slice().reverse().map((v) => {
       const errs = Object.entries(v.errors).filter(([, n]) => n > 0);
       const total = errs.reduce((a, [, n]) => a + n, 0);
       const maxB = Math.max(1, ...v.latency.buckets.map((b) => b.calls));

@@ -1,8 +1,8 @@
 // Modules: at a site, each installed plugin enabled here, inherited from
 // above or off, the capabilities it asks for with what they mean, grant and
 // enable/disable (GET /sites/{site}/plugins, PUT /plugin-registry/{id}/sites/
-// {site}/grants and …/enabled). For city admins: package upload (install or
-// upgrade), rollback and the publisher trust store.
+// {site}/grants and …/enabled); the registry with package upload (install or
+// upgrade) and rollback; for city admins, the publisher trust store.
 (function () {
   const LL = window.LL;
   const h = LL.h;
@@ -131,6 +131,7 @@
     );
     box.append(h("h3", t("upload")), form, slot);
 
+    if (!LL.me.isCityAdmin) return;
     const trust = LL.card(t("trust_store"));
     trust.id = "trust-store";
     view.append(trust);
@@ -184,6 +185,9 @@
     } catch (e) {
       list.append(LL.problemBox(e));
     }
-    if (LL.me.isCityAdmin) await registry(view);
+    // The registry and upload are shown to every admin and the API decides
+    // (a bound institution publisher's admins may upload their own plugins);
+    // the trust store answers city admins only, so only they get its form.
+    await registry(view);
   };
 })();

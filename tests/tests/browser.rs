@@ -447,8 +447,8 @@ async fn story(dep: Deployment, shots: bool) {
         s.exec("return document.documentElement.lang", vec![]).await,
         json!("en")
     );
+    open(&s, &url, "dashboard").await;
     if shots {
-        open(&s, &url, "dashboard").await;
         s.screenshot(&shot("console-dashboard-en")).await;
     }
     s.click(&s.find("#lang-switch").await).await;
@@ -528,14 +528,22 @@ async fn story(dep: Deployment, shots: bool) {
     s.find(".page .problem").await;
     open(&s, &url, "modules?site=T02").await;
     s.find("#site-plugins .problem").await;
-    // The module enabled at T01 shows as enabled here; no registry section.
+    // The module enabled at T01 shows as enabled here; the registry is
+    // listed (the API lets any signed-in user read it), the trust store is
+    // not (the API answers it to city admins only), and an upload by a
+    // township admin gets the API's refusal on the page.
     open(&s, &url, "modules").await;
     s.find("article[data-plugin=probe]").await;
     see(&s, "本站点已启用").await;
+    s.find("#plugin-registry tr[data-plugin=probe]").await;
     assert!(s
-        .exec("return document.getElementById('registry')", vec![])
+        .exec("return document.getElementById('trust-store')", vec![])
         .await
         .is_null());
+    let file = s.find("#package-file").await;
+    s.type_into(&file, probe.to_str().unwrap()).await;
+    s.click(&s.find("#upload-button").await).await;
+    s.find("#registry-result .problem[data-status='403']").await;
     // Plugin health is for city admins: the API's 403 is shown.
     open(&s, &url, "health").await;
     s.find(".page .problem[data-status='403']").await;
