@@ -251,6 +251,30 @@ impl Session {
         .await;
     }
 
+    /// Accept the open `confirm()` dialog, returning its text.
+    pub async fn accept_dialog(&self) -> String {
+        let start = Instant::now();
+        loop {
+            let r = self
+                .http
+                .get(format!("{}/alert/text", self.base))
+                .send()
+                .await
+                .unwrap();
+            if r.status().is_success() {
+                let v: Value = r.json().await.unwrap();
+                self.call(reqwest::Method::POST, "/alert/accept", None)
+                    .await;
+                return v["value"].as_str().unwrap_or_default().to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no dialog opened"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The visible text of the page.
     pub async fn text(&self) -> String {
         self.exec("return document.body.innerText", vec![])

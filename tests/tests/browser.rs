@@ -7,8 +7,8 @@
 //! `lifelong serve` runs it, and the console is used as an admin would:
 //! - sign in with the keyboard as the city admin (skip link, labels);
 //! - the dashboard shows the ten plan indicators, charts and the map;
-//! - trust a publisher and upload a real signed package (install, then
-//!   upgrade) on the modules page;
+//! - trust a publisher and upload a real signed package (install, upgrade,
+//!   roll back after the confirmation, upgrade again) on the modules page;
 //! - grant and enable the module at a township by clicking, then the
 //!   plugin answers an HTTP call at that township (and still not at another);
 //! - import a sites CSV with a bad row: the per-row error is on the page
@@ -285,6 +285,25 @@ async fn story(dep: Deployment, shots: bool) {
     let (_, info) = api(&url, &admin, reqwest::Method::GET, "/plugin-registry/probe").await;
     assert_eq!(info["version"], json!("1.1.0"));
     assert_eq!(info["previous"], json!("1.0.0"));
+    // Roll back by clicking (after a confirmation), then upgrade again.
+    s.click(
+        &s.find("#plugin-registry tr[data-plugin=probe] [data-action=rollback]")
+            .await,
+    )
+    .await;
+    assert!(s.accept_dialog().await.contains("1.0.0"));
+    see(&s, "已将 probe 回滚到 1.0.0").await;
+    let (_, info) = api(&url, &admin, reqwest::Method::GET, "/plugin-registry/probe").await;
+    assert_eq!(info["version"], json!("1.0.0"));
+    let file = s.find("#package-file").await;
+    s.type_into(&file, probe_11.to_str().unwrap()).await;
+    s.exec(
+        "document.getElementById('upload-mode').value = 'probe';",
+        vec![],
+    )
+    .await;
+    s.click(&s.find("#upload-button").await).await;
+    see(&s, "已将 probe 升级到 1.1.0").await;
     // Uploading garbage shows the API's refusal.
     let junk = pkg_dir.path().join("junk.llpkg");
     std::fs::write(&junk, b"not a package").unwrap();
