@@ -295,6 +295,18 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "get",
+        "/plugin-publishers/{publisher}/quotas",
+        "A publisher's plugin quotas: the city's override and the defaults (city admins)",
+        true,
+    ),
+    (
+        "put",
+        "/plugin-publishers/{publisher}/quotas",
+        "Replace a publisher's plugin quotas (rows, bytes, site_rows, site_bytes, calls_per_minute, events_per_minute, log_lines_per_minute; {} removes the override; city admins)",
+        true,
+    ),
+    (
         "post",
         "/plugin-publishers/{publisher}/revoke",
         "Revoke a publisher: its packages refused, its plugins disabled at every site, data kept (city admins)",
