@@ -66,8 +66,8 @@
     nav.hidden = !LL.me;
     const who = document.getElementById("who");
     if (LL.me) {
-      const roles = (LL.me.roles || []).map((r) => LL.roleName(r.role) + " · " + r.site_code).join("，");
-      who.textContent = LL.me.person.name + (roles ? "（" + roles + "）" : "");
+      const roles = (LL.me.roles || []).map((r) => LL.roleName(r.role) + " · " + r.site_code).join(LL.lang === "en" ? ", " : "，");
+      who.textContent = LL.me.person.name + (roles ? (LL.lang === "en" ? " (" + roles + ")" : "（" + roles + "）") : "");
     } else who.textContent = "";
     const { page } = route();
     nav.replaceChildren(
@@ -99,7 +99,7 @@
       h("button", { type: "submit", id: "sign-in-button" }, t("sign_in"))
     );
     main.replaceChildren(
-      h("div.signin.card", LL.heading(t("sign_in_title"), t("sign_in_sub")), slot, form, h("p.hint.muted", t("demo_hint")))
+      h("div.signin.card", LL.heading(t("sign_in_title"), t("sign_in_sub")), slot, form)
     );
     login.focus();
   }

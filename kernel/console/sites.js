@@ -152,7 +152,8 @@
             const csv = await LL.api("GET", `/sites/export${LL.qs({ within: within.value.trim() })}`, { raw: true });
             const name = `sites-${within.value.trim() || "all"}.csv`;
             const a = h("a.button.secondary", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: name }, name);
-            return h("div.notice", { role: "status" }, t("exported", { name }), " ", a);
+            const count = Math.max(0, csv.trim().split("\n").length - 1);
+            return h("div.notice", { role: "status" }, t("exported", { name, count }), " ", a);
           });
         },
       },

@@ -73,7 +73,7 @@ fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
 }
 
-/// An API call with a bearer token: (status, body).
+/// An API call with a bearer token: (status, JSON body, or the text).
 async fn api(url: &str, token: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .request(method, format!("{url}/api/v1{path}"))
@@ -82,7 +82,11 @@ async fn api(url: &str, token: &str, method: reqwest::Method, path: &str) -> (u1
         .await
         .unwrap();
     let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn token(url: &str, who: (&str, &str)) -> String {
@@ -392,6 +396,21 @@ async fn story(dep: Deployment, shots: bool) {
     s.type_into(&text, &format!("{header}\n{good}\n")).await;
     s.click(&s.find("#import-button").await).await;
     see(&s, "导入完成：新建 1 个").await;
+    // Export T01's subtree: the page offers the API's CSV as a download.
+    let within = s.find("#export-form input[name=within]").await;
+    s.clear(&within).await;
+    s.type_into(&within, "T01").await;
+    s.click(&s.find("#export-form button").await).await;
+    s.find("a[download='sites-T01.csv']").await;
+    let (_, direct) = api(
+        &url,
+        &admin,
+        reqwest::Method::GET,
+        "/sites/export?within=T01",
+    )
+    .await;
+    let rows = direct.as_str().unwrap().trim().lines().count() - 1;
+    see(&s, &format!("已生成 sites-T01.csv（{rows} 个站点）")).await;
     // Search, then the site's details.
     let q = s.find("#site-q").await;
     s.type_into(&q, "浏览器测试").await;
