@@ -159,7 +159,12 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         "Publish a new conversion-standard version (city admins)",
         true,
     ),
-    ("get", "/audit", "The audit log of a subtree, by time", true),
+    (
+        "get",
+        "/audit",
+        "The audit log of a subtree, by time (oldest first; order=newest for newest first)",
+        true,
+    ),
     (
         "get",
         "/indicators",
@@ -268,6 +273,18 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
         "get",
         "/plugin-registry/{plugin}/logs",
         "The plugin's recent log lines on this node (city admins)",
+        true,
+    ),
+    (
+        "get",
+        "/plugin-registry/{plugin}/metrics",
+        "The plugin's counters on this node per loaded version: calls, errors by kind, latency, peak memory, deliveries (city admins)",
+        true,
+    ),
+    (
+        "get",
+        "/sites/{site}/plugins",
+        "Every installed plugin at a site: enabled here, inherited from above or off, and each asked capability granted where",
         true,
     ),
     (
