@@ -106,14 +106,41 @@ pub(super) async fn check_declared(
             ),
         ));
     }
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT v.plugin, v.manifest FROM plugin_registry r JOIN plugin_versions v \
-         ON v.plugin = r.plugin AND v.version = r.active WHERE r.plugin <> $1 ORDER BY v.plugin",
-    )
-    .bind(&m.id)
-    .fetch_all(db.reader())
-    .await?;
-    for (other, text) in rows {
+    let rows: Vec<(String, String)> = sqlx::query_as(OTHER_MANIFESTS)
+        .bind(&m.id)
+        .fetch_all(db.reader())
+        .await?;
+    clash(m, rows)
+}
+
+/// The active manifest of every other installed plugin.
+const OTHER_MANIFESTS: &str =
+    "SELECT v.plugin, v.manifest FROM plugin_registry r JOIN plugin_versions v \
+     ON v.plugin = r.plugin AND v.version = r.active WHERE r.plugin <> $1 ORDER BY v.plugin";
+
+/// The same plan-indicator check inside the transaction that installs,
+/// upgrades or rolls back `m`, after locking the registry generation row
+/// (which every registry change updates before it commits): two changes
+/// claiming one plan indicator at once are serialised, and the second sees
+/// the first.
+pub(super) async fn claims_free(tx: &mut crate::storage::Tx, m: &super::Manifest) -> Result<()> {
+    if !m.indicators.iter().any(|i| i.key.parse::<u32>().is_ok()) {
+        return Ok(());
+    }
+    sqlx::query("UPDATE plugin_generation SET generation = generation WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(OTHER_MANIFESTS)
+        .bind(&m.id)
+        .fetch_all(&mut **tx)
+        .await?;
+    clash(m, rows)
+}
+
+/// Refuse `m` if it claims a plan indicator one of `others` (plugin,
+/// manifest text) provides.
+fn clash(m: &super::Manifest, others: Vec<(String, String)>) -> Result<()> {
+    for (other, text) in others {
         let Ok(theirs) = super::manifest::parse(&text) else {
             continue;
         };

@@ -388,6 +388,7 @@ impl Registry {
         }
         publishers::claim(&mut tx, actor, m).await?;
         self.store_version(&mut tx, actor, &pkg, &trust).await?;
+        super::indicators::claims_free(&mut tx, m).await?;
         let inserted = sqlx::query(
             "INSERT INTO plugin_registry (plugin, active, previous, updated_at) VALUES ($1, $2, NULL, $3) \
              ON CONFLICT (plugin) DO NOTHING",
@@ -539,6 +540,7 @@ impl Registry {
         publishers::claim(&mut tx, actor, m).await?;
         approvals::upgrade_approved(&mut tx, actor, m, via).await?;
         self.store_version(&mut tx, actor, &pkg, &trust).await?;
+        super::indicators::claims_free(&mut tx, m).await?;
         sqlx::query("UPDATE plugin_registry SET active = $1, previous = $2, updated_at = $3 WHERE plugin = $4")
             .bind(&m.version)
             .bind(&active)
@@ -575,6 +577,7 @@ impl Registry {
         };
         let now = stored_manifest(&mut tx, plugin, &active).await?;
         let before = stored_manifest(&mut tx, plugin, &previous).await?;
+        super::indicators::claims_free(&mut tx, &before).await?;
         for t in &now.tables {
             let live = stored_name(plugin, &t.name);
             match before.tables.iter().find(|b| b.name == t.name) {

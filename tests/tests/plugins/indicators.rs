@@ -255,8 +255,8 @@ async fn a_provider_is_asked_by_the_kernel_postgres() {
 
 /// Install refuses a kernel-computed plan indicator, a bad key, declared
 /// indicators without the export (a component built for host API 1.0), and
-/// a plan indicator another installed plugin provides — on install and on
-/// upgrade — naming it; nothing of a refused package is kept.
+/// a plan indicator another installed plugin provides — on install, upgrade
+/// and rollback — naming it; nothing of a refused change is kept.
 async fn declared_indicators_are_checked_at_install(k: TestKernel) {
     site_tree(&k, crate::TREE).await;
     let sys = system();
@@ -335,6 +335,23 @@ async fn declared_indicators_are_checked_at_install(k: TestKernel) {
         "{e}"
     );
     assert_eq!(k.registry.info("probe").await.unwrap().version, "1.0.0");
+    // A rollback may not take back a plan indicator another plugin took
+    // meanwhile: probe 1.2.0 gives up 1, other 1.1.0 takes it, and probe's
+    // rollback to 1.0.0 (which claims 1) is refused.
+    k.registry
+        .upgrade(&sys, &crate::versioned(&probe, "1.2.0").encode())
+        .await
+        .unwrap();
+    let taker = variant(&crate::versioned(&other, "1.1.0"), |t| {
+        format!("{t}{}{}", declared("2"), declared("1"))
+    });
+    k.registry.upgrade(&sys, &taker.encode()).await.unwrap();
+    let e = refused(k.registry.rollback(&sys, "probe").await);
+    assert!(
+        e.starts_with("plan indicator 1 is already provided by plugin other (version 1.1.0)"),
+        "{e}"
+    );
+    assert_eq!(k.registry.info("probe").await.unwrap().version, "1.2.0");
     let mut all: Vec<_> = k
         .registry
         .provided_indicators()
@@ -342,7 +359,7 @@ async fn declared_indicators_are_checked_at_install(k: TestKernel) {
         .map(|i| format!("{}:{}", i.plugin, i.key))
         .collect();
     all.sort();
-    assert_eq!(all, ["other:2", "other:other.count", "probe:1"]);
+    assert_eq!(all, ["other:1", "other:2"]);
     k.cleanup().await;
 }
 
