@@ -81,7 +81,21 @@ async fn main() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/probe");
     let probe = k.load(&dir).await;
     let ok = req("/ok");
+    // `LIFELONG_BENCH_ONLY=quotas`: only section 6 (what quotas cost).
+    let quotas_only = std::env::var("LIFELONG_BENCH_ONLY").as_deref() == Ok("quotas");
+    if !quotas_only {
+        micro(&k, &probe, &ok).await;
+    }
+    if std::env::var("LIFELONG_BENCH_ONLY").as_deref() == Ok("fresh") {
+        return;
+    }
+    // 5. HTTP: plugin routes vs native routes doing the same work, same auth.
+    http(&k, &probe, &dir, quotas_only).await;
+}
 
+/// Sections 1-4: one plugin's calls without HTTP.
+async fn micro(k: &TestKernel, probe: &lifelong_harness::TestPlugin, ok: &Request) {
+    let ok = ok.clone();
     // 1. Fresh instance per call, trivial handler, no database transaction.
     for _ in 0..2000 {
         probe.loaded.bench_fresh_call(&ok).await.unwrap();
@@ -157,15 +171,23 @@ async fn main() {
     );
     drop(keep);
     drop(live);
+}
 
-    // 5. HTTP: plugin routes vs native routes doing the same work, same auth.
-    let (row_id, token) = setup_http(&k, &probe).await;
+/// Sections 5 and 6: plugin routes against native ones, and quotas off
+/// against on.
+async fn http(
+    k: &TestKernel,
+    probe: &lifelong_harness::TestPlugin,
+    dir: &std::path::Path,
+    quotas_only: bool,
+) {
+    let (row_id, token) = setup_http(k, probe).await;
     let limits = kernel::config::Limits {
         max_concurrent_requests: 10_000,
         ..Default::default()
     };
     // Served as in production: installed, granted and enabled at the city.
-    k.install(&k.package(&dir).await).await;
+    k.install(&k.package(dir).await).await;
     k.enable("probe", "CITY").await;
     let state =
         kernel::http::AppState::new(k.kernel.clone(), &limits).with_registry(k.registry.clone());
@@ -230,7 +252,7 @@ async fn main() {
         }
         return;
     }
-    for (name, native, plugin) in cases.clone() {
+    for (name, native, plugin) in cases.clone().into_iter().filter(|_| !quotas_only) {
         let (n_rps, n_cpu) = throughput(&format!("http://{addr}{native}"), &token).await;
         let (p_rps, p_cpu) = throughput(&format!("http://{addr}{plugin}"), &token).await;
         println!(
@@ -240,7 +262,7 @@ async fn main() {
     }
 
     // 6. Quotas: the same plugin routes, and one writing a row, with quota
-    // counting switched off and on in turn (two rounds each, same run).
+    // counting switched off and on in turn (four rounds each, same run).
     let quotas = k.runtime.quotas().clone();
     for (name, method, path) in [
         ("trivial", "GET", cases[0].2.clone()),
@@ -253,7 +275,7 @@ async fn main() {
     ] {
         let url = format!("http://{addr}{path}");
         let (mut off, mut on) = (Vec::new(), Vec::new());
-        for _ in 0..2 {
+        for _ in 0..4 {
             quotas.set_enforced(false);
             off.push(throughput_with(method, &url, &token).await.0);
             quotas.set_enforced(true);
