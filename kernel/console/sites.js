@@ -10,6 +10,15 @@
     "teacher_training_school", "experience_base", "museum", "culture_hall", "youth_centre", "walking_point", "science_workshop",
     "enterprise_training_centre"];
   const PARENTS = ["city", "township", "village"];
+  // Which parent levels each kind may sit under (the API checks; this only
+  // keeps the create form from offering kinds it would refuse).
+  const CTV = ["city", "township", "village"];
+  const UNDER = {
+    township: ["city"], village: ["township"], elder_university: ["city", "township"], community_school: ["township"],
+    community_teaching_point: ["village"], open_university: ["city", "township"], teacher_training_school: ["city", "township"],
+    experience_base: CTV, museum: CTV, culture_hall: CTV, youth_centre: CTV, walking_point: ["township", "village"],
+    science_workshop: CTV, enterprise_training_centre: ["city", "township"],
+  };
 
   function treeNode(site, current, open) {
     const li = h("li", { "data-site": site.code });
@@ -66,7 +75,7 @@
 
   function createForm(parent) {
     const slot = h("div", { "aria-live": "polite" });
-    const kinds = KINDS.filter((k) => k !== "city");
+    const kinds = KINDS.filter((k) => (UNDER[k] || []).includes(parent.kind));
     const f = {
       code: h("input", { name: "code", required: true, size: 14 }),
       name_zh: h("input", { name: "name_zh", required: true }),
@@ -88,15 +97,15 @@
             for (const k of ["name_en", "address", "operator", "opened_on"]) if (f[k].value.trim()) body[k] = f[k].value.trim();
             for (const k of ["latitude", "longitude"]) if (f[k].value !== "") body[k] = Number(f[k].value);
             const made = await LL.api("POST", "/sites", { json: body });
+            LL.flash = t("created_ok", { code: made.code });
             LL.go("#/sites/" + LL.enc(made.code));
-            return t("created_ok", { code: made.code });
           });
         },
       },
       Object.entries(f).map(([k, input]) => LL.field(t(k === "code" ? "site_code" : k), input)),
       h("button", { type: "submit" }, t("create"))
     );
-    return h("details", h("summary", t("create_child")), form, slot);
+    return h("details#create-child", h("summary", t("create_child")), form, slot);
   }
 
   function closeForm(site) {
@@ -109,8 +118,8 @@
           e.preventDefault();
           LL.act(slot, async () => {
             await LL.api("POST", `/sites/${LL.enc(site.code)}/close`, on.value ? { json: { closed_on: on.value } } : {});
+            LL.flash = t("closed_ok", { code: site.code });
             LL.go("#/sites/" + LL.enc(site.code));
-            return t("closed_ok", { code: site.code });
           });
         },
       },
@@ -167,6 +176,10 @@
     const top = LL.me.top;
     const code = args[0] || null;
     view.append(...LL.heading(t("sites_title"), t("sites_sub")));
+    if (LL.flash) {
+      view.append(LL.notice(LL.flash));
+      LL.flash = null;
+    }
     // Search
     const q = h("input#site-q", { name: "q", value: params.q || "", type: "search" });
     const kind = h("select", { name: "kind" }, h("option", { value: "" }, t("any")), KINDS.map((k) => h("option", { value: k, selected: params.kind === k }, LL.kindName(k))));

@@ -12,7 +12,8 @@
 //! - grant and enable the module at a township by clicking, then the
 //!   plugin answers an HTTP call at that township (and still not at another);
 //! - import a sites CSV with a bad row: the per-row error is on the page
-//!   and nothing was written; a good file imports;
+//!   and nothing was written; a good file imports; export; search; create a
+//!   site with the form and close it;
 //! - persons show masked ID numbers; the account statement, audit log and
 //!   plugin health pages render;
 //! - the language switch is remembered across a reload;
@@ -424,6 +425,46 @@ async fn story(dep: Deployment, shots: bool) {
     if shots {
         s.screenshot(&shot("console-sites")).await;
     }
+
+    // Create a site under T01 with the form, then close it.
+    open(&s, &url, "sites/T01").await;
+    s.click(&s.find("#create-child summary").await).await;
+    let kinds = s
+        .exec(
+            "return [...document.querySelectorAll('#create-site select[name=kind] option')].map(o => o.value)",
+            vec![],
+        )
+        .await;
+    assert!(
+        !kinds.as_array().unwrap().contains(&json!("township")),
+        "only kinds a township may hold: {kinds}"
+    );
+    for (name, value) in [("code", "T01-BRW3"), ("name_zh", "浏览器新建点")] {
+        let input = s.find(&format!("#create-site input[name={name}]")).await;
+        s.type_into(&input, value).await;
+    }
+    s.exec(
+        "document.querySelector('#create-site select[name=kind]').value = 'museum';",
+        vec![],
+    )
+    .await;
+    s.click(&s.find("#create-site button[type=submit]").await)
+        .await;
+    s.wait(
+        "the new site's page",
+        "return location.hash === '#/sites/T01-BRW3' && document.getElementById('site-fields')",
+    )
+    .await;
+    see(&s, "浏览器新建点").await;
+    let (status, made) = api(&url, &admin, reqwest::Method::GET, "/sites/T01-BRW3").await;
+    assert_eq!(
+        (status, &made["kind"], &made["parent_code"]),
+        (200, &json!("museum"), &json!("T01"))
+    );
+    s.click(&s.find("#close-site button").await).await;
+    see(&s, "站点 T01-BRW3 已关闭").await;
+    let (_, closed) = api(&url, &admin, reqwest::Method::GET, "/sites/T01-BRW3").await;
+    assert_eq!(closed["status"], json!("closed"));
 
     // --- Persons: masked ID numbers only; a person's statement.
     open(&s, &url, "persons?site=T01").await;
