@@ -36,7 +36,7 @@
           ? `${t("target_level")} ${LL.fmtNum(i.target_2030)}`
           : `${t("baseline")} ${LL.fmtNum(i.baseline)} · ${t("increase")} ${LL.fmtNum(i.increase)} · ${t("target_2030")} ${LL.fmtNum(i.target_2030)}`
       ),
-      h("div.meta", `${t("source")}：${sourceName(i.source)}`)
+      h("div.meta", `${t("source")}${LL.lang === "en" ? ": " : "："}${sourceName(i.source)}`)
     );
   }
 
@@ -135,7 +135,7 @@
                 "tr",
                 h("td", LL.nameOf(u), h("span.muted", " " + u.site)),
                 h("td", u.township || "—"),
-                h("td", u.nearest ? `${LL.nameOf(u.nearest)}（${LL.kindName(u.nearest.kind)}）` : "—"),
+                h("td", u.nearest ? (LL.lang === "en" ? `${LL.nameOf(u.nearest)} (${LL.kindName(u.nearest.kind)})` : `${LL.nameOf(u.nearest)}（${LL.kindName(u.nearest.kind)}）`) : "—"),
                 h("td.num", u.nearest ? LL.fmtNum(u.nearest.distance_m) + " m" : "—")
               )
             )

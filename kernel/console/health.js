@@ -61,7 +61,7 @@
       return;
     }
     for (const p of plugins) {
-      const card = LL.card(`${LL.lang === "en" ? p.name_en || p.id : p.name_zh || p.id}（${p.id}）`);
+      const card = LL.card(LL.lang === "en" ? `${p.name_en || p.id} (${p.id})` : `${p.name_zh || p.id}（${p.id}）`);
       card.dataset.plugin = p.id;
       view.append(card);
       try {
