@@ -1,5 +1,5 @@
 // Small SVG charts drawn from API answers: horizontal progress bars, a
-// yearly series, and a dot map projected from latitude/longitude.
+// month-end series, and a dot map projected from latitude/longitude.
 (function () {
   const LL = window.LL;
   const s = LL.s;
@@ -38,7 +38,7 @@
     return svg;
   };
 
-  // points: [{year, value, target}] — value line with dots, target dashed.
+  // points: [{year, label, value, target}] (month ends) — value line with dots, target dashed.
   LL.seriesChart = function (points, label) {
     const width = 640, height = 260, left = 56, right = 20, top = 16, bottom = 34;
     const vals = points.flatMap((p) => [p.value, p.target]).filter((v) => v !== null && v !== undefined);
@@ -54,16 +54,21 @@
       svg.append(s("line", { class: "gridline", x1: left, x2: width - right, y1: y(v), y2: y(v) }));
       svg.append(s("text", { x: left - 8, y: y(v) + 4, "font-size": 11, "text-anchor": "end", fill: "#5b6878" }, LL.fmtNum(v, 1)));
     }
-    points.forEach((p, i) => svg.append(s("text", { x: x(i), y: height - 10, "font-size": 12, "text-anchor": "middle" }, String(p.year))));
+    // Month-end points: label at most about twelve of them, always the last.
+    const every = Math.max(1, Math.ceil(n / 12));
+    const labelled = (i) => i === n - 1 || (i % every === 0 && n - 1 - i >= every);
+    points.forEach((p, i) => {
+      if (labelled(i)) svg.append(s("text", { x: x(i), y: height - 10, "font-size": 11, "text-anchor": "middle" }, p.label || String(p.year)));
+    });
     const line = (key, attrs) => {
       const pts = points.map((p, i) => [i, p[key]]).filter(([, v]) => v !== null && v !== undefined);
       if (!pts.length) return;
       svg.append(s("polyline", Object.assign({ fill: "none", points: pts.map(([i, v]) => `${x(i)},${y(v)}`).join(" ") }, attrs)));
       for (const [i, v] of pts) {
         const dot = s("circle", { cx: x(i), cy: y(v), r: key === "value" ? 4.5 : 3, fill: attrs.stroke });
-        dot.append(s("title", {}, `${points[i].year}: ${LL.fmtNum(v)}`));
+        dot.append(s("title", {}, `${points[i].label || points[i].year}: ${LL.fmtNum(v)}`));
         svg.append(dot);
-        if (key === "value") svg.append(s("text", { x: x(i), y: y(v) - 9, "font-size": 11.5, "text-anchor": "middle", "font-weight": 600 }, LL.fmtNum(v)));
+        if (key === "value" && labelled(i)) svg.append(s("text", { x: x(i), y: y(v) - 9, "font-size": 11.5, "text-anchor": "middle", "font-weight": 600 }, LL.fmtNum(v)));
       }
     };
     line("target", { stroke: C.target, "stroke-width": 2, "stroke-dasharray": "6 4" });

@@ -1,5 +1,5 @@
 // Dashboard: the ten plan indicators for a site's subtree (GET /indicators),
-// progress per sub-site and the yearly series of a chosen indicator
+// progress per sub-site and the month-end series of a chosen indicator
 // (GET /indicators/{id}/series), and 15-minute learning circles with the
 // uncovered communities on a dot map (GET /circles, GET /sites).
 (function () {
@@ -74,9 +74,10 @@
 
     series.append(h("p.sub", t("series_sub", { name: LL.nameOf(ind) })));
     try {
-      const r = await LL.api("GET", `/indicators/${LL.enc(ind.id)}/series${LL.qs({ site })}`);
+      const r = await LL.api("GET", `/indicators/${LL.enc(ind.id)}/series${LL.qs({ site, interval: "month" })}`);
       const points = (r.points || []).map((p) => ({
         year: p.year,
+        label: p.date ? p.date.slice(0, 7) : String(p.year),
         value: p.value,
         target:
           p.target === null || p.target === undefined
