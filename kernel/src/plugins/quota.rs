@@ -434,7 +434,7 @@ impl Quotas {
     /// Count one of `rate` for `plugin` at `site` (`TOTAL` for plugin-wide
     /// rates) if that stays within `limit`; otherwise count nothing and
     /// say which quota it would pass.
-    pub(super) fn take(
+    pub fn take(
         &self,
         plugin: &str,
         site: &str,

@@ -589,3 +589,42 @@ async fn deliveries_past_a_quota_are_retried_postgres() {
     .await;
     deliveries_past_a_quota_retry(k).await;
 }
+
+/// Two nodes on one PostgreSQL (two quota counters, each syncing to the
+/// shared rows as `serve` does every second): a rate quota holds across
+/// them once they have synced, and each node refuses on the sum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_quota_holds_across_nodes_postgres() {
+    use kernel::plugins::quota::{QuotaValues, Quotas, Rate};
+    let k = TestKernel::postgres().await;
+    let limits = QuotaLimits {
+        calls_per_minute: 40,
+        ..limits()
+    };
+    let q = limits.effective(None, &QuotaValues::default());
+    let (a, b) = (Quotas::new(limits.clone()), Quotas::new(limits));
+    for _ in 0..30 {
+        a.take("p", "T1", Rate::Calls, &q).unwrap();
+    }
+    a.sync(&k.kernel).await.unwrap();
+    b.sync(&k.kernel).await.unwrap();
+    for _ in 0..10 {
+        b.take("p", "T1", Rate::Calls, &q).unwrap();
+    }
+    let e = b.take("p", "T1", Rate::Calls, &q).unwrap_err();
+    assert_eq!((e.quota, e.limit), ("calls_per_minute", 40));
+    b.take("p", "T2", Rate::Calls, &q).unwrap();
+    // Node A learns of B's ten at its next sync.
+    b.sync(&k.kernel).await.unwrap();
+    a.sync(&k.kernel).await.unwrap();
+    let e = a.take("p", "T1", Rate::Calls, &q).unwrap_err();
+    assert_eq!(e.quota, "calls_per_minute");
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT CAST(SUM(count) AS BIGINT) FROM plugin_rate_windows WHERE plugin = 'p' AND site = 'T1'",
+    )
+    .fetch_one(k.kernel.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(n, 40, "each call counted once");
+    k.cleanup().await;
+}
