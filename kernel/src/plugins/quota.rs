@@ -816,6 +816,32 @@ impl CallUsage {
     }
 }
 
+/// Set a plugin's total stored usage to what its tables (as `m` declares
+/// them) hold, in `conn`'s transaction: after a rollback restored them from
+/// the upgrade's snapshot. Per-site counts are kept (the tables do not say
+/// which site wrote a row); nodes' last known usage corrects itself at their
+/// next commit-time check.
+pub async fn recount(
+    conn: &mut sqlx::AnyConnection,
+    m: &Manifest,
+    backend: Backend,
+) -> crate::error::Result<Stored> {
+    let (rows, bytes) = super::tables::Tables::new(m, backend)
+        .measure(&mut *conn)
+        .await
+        .map_err(|e| crate::error::Error::Internal(anyhow::anyhow!("recounting usage: {e:?}")))?;
+    sqlx::query(
+        "INSERT INTO plugin_usage (plugin, site, row_count, byte_count) VALUES ($1, '*', $2, $3) \
+         ON CONFLICT (plugin, site) DO UPDATE SET row_count = excluded.row_count, byte_count = excluded.byte_count",
+    )
+    .bind(&m.id)
+    .bind(rows)
+    .bind(bytes)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Stored { rows, bytes })
+}
+
 /// Every publisher's override.
 pub async fn overrides(k: &Kernel) -> Result<Vec<(String, QuotaValues)>, sqlx::Error> {
     type Row = (

@@ -613,6 +613,8 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         }
+        // The restored tables' stored usage, recounted (`quota.rs`).
+        super::quota::recount(&mut tx, &before, self.kernel.db.backend()).await?;
         sqlx::query("UPDATE plugin_registry SET active = $1, previous = NULL, updated_at = $2 WHERE plugin = $3")
             .bind(&previous)
             .bind(now_micros())
@@ -697,7 +699,7 @@ impl Registry {
                         .await?;
                 }
             }
-            for table in ["plugin_settings", "plugin_versions"] {
+            for table in ["plugin_settings", "plugin_versions", "plugin_usage"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE plugin = $1"))
                     .bind(plugin)
                     .execute(&mut *tx)

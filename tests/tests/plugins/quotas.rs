@@ -474,6 +474,34 @@ async fn quotas_fire_alone(k: TestKernel) {
         e.body
     );
     assert_eq!(e.body["quota"]["quotas"]["rows"], 100, "{}", e.body);
+    // A rollback restores the tables from the upgrade's snapshot, and the
+    // plugin's stored usage is recounted with them.
+    let a = c.post("lowered", "/quota/notes/2", "T1").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    c.k.registry
+        .upgrade(
+            &crate::system(),
+            &crate::versioned(&lowered, "1.0.1").encode(),
+        )
+        .await
+        .unwrap();
+    let a = c.post("lowered", "/quota/notes/3", "T1").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let usage = || async {
+        let (rows,): (i64,) = sqlx::query_as(
+            "SELECT row_count FROM plugin_usage WHERE plugin = 'lowered' AND site = '*'",
+        )
+        .fetch_one(c.k.kernel.db.reader())
+        .await
+        .unwrap();
+        rows
+    };
+    assert_eq!(usage().await, 5);
+    c.k.registry
+        .rollback(&crate::system(), "lowered")
+        .await
+        .unwrap();
+    assert_eq!(usage().await, 2, "recounted from the restored tables");
     // A quota of zero is refused at install.
     let zero = variant(&pkg, |t| {
         t.replacen("id = \"probe\"", "id = \"zero\"", 1).replacen(
