@@ -327,7 +327,8 @@ impl Cluster {
                 Some(json!({ "public_key": pkgs.public_key })),
             )
             .await;
-        assert_eq!(s, 204, "trust: {v}");
+        assert_eq!(s, 200, "trust: {v}");
+        assert_eq!(v["publisher"], "lifelong", "trust answers the entry: {v}");
         let (bytes, caps) = match plugin {
             "probe" => (&pkgs.probe, PROBE_CAPABILITIES),
             "other" => (&pkgs.other, &[][..]),
