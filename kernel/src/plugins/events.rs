@@ -13,6 +13,7 @@
 //! [`crate::audit::EVENTS`]) are written by the registries in the same
 //! transaction as the change, and given their delivery rows by [`fan_out`].
 
+use super::failure::FailureKind;
 use super::runtime::Event;
 use super::Loaded;
 use crate::kernel::Kernel;
@@ -29,6 +30,10 @@ pub struct Pass {
     pub skipped: usize,
     /// Deliveries to subscribers not loaded here, put off for a minute.
     pub waiting: usize,
+    /// Deliveries refused by a rate quota (calls, events or log lines per
+    /// minute), put off to the quota's next window; no attempt is counted,
+    /// since waiting heals them.
+    pub deferred: usize,
 }
 
 /// A parked (dead-lettered) delivery.
@@ -178,6 +183,29 @@ pub async fn deliver_due(
             }
             Ok(Ok(false)) => continue,
             Ok(Err(e)) => format!("the handler returned an error: {e}"),
+            Err(e) if matches!(e.kind, FailureKind::Quota(q) if super::quota::is_rate(q)) => {
+                // A rate quota heals in the next window: put the delivery
+                // off until then, counting no attempt, so a flood of calls
+                // at the site never parks its deliveries. (A stored rows or
+                // bytes quota does not heal by waiting: it counts as any
+                // failure below, and parks after the last attempt.)
+                let wait = loaded.until_next_rate_window().as_micros() as i64;
+                tracing::info!(plugin = %subscriber, event_id, "event delivery put off to the next quota window: {e}");
+                let mut tx = k.db.begin().await?;
+                sqlx::query(
+                    "UPDATE plugin_deliveries SET last_error = $1, next_attempt_at = $2 \
+                     WHERE event_id = $3 AND subscriber = $4 AND delivered_at IS NULL",
+                )
+                .bind(e.to_string().chars().take(2000).collect::<String>())
+                .bind(now_micros() + wait.max(1_000))
+                .bind(event_id)
+                .bind(&subscriber)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                pass.deferred += 1;
+                continue;
+            }
             Err(e) => e.to_string(),
         };
         pass.failed += 1;

@@ -52,6 +52,15 @@ pub const ALL: [&str; 7] = [
     LOG_LINES_PER_MINUTE,
 ];
 
+/// Whether `quota` is a rate quota (calls, events or log lines per minute):
+/// one that the next window heals, unlike stored rows and bytes.
+pub fn is_rate(quota: &str) -> bool {
+    matches!(
+        quota,
+        CALLS_PER_MINUTE | EVENTS_PER_MINUTE | LOG_LINES_PER_MINUTE
+    )
+}
+
 /// The site key of a plugin's totals (and of its plugin-wide rates).
 pub const TOTAL: &str = "*";
 
@@ -425,6 +434,13 @@ impl Quotas {
 
     pub(super) fn enforced(&self) -> bool {
         !self.0.off.load(Ordering::Relaxed)
+    }
+
+    /// How long until the next rate window starts (on the clock that places
+    /// calls in windows).
+    pub fn until_next_window(&self) -> std::time::Duration {
+        let left = WINDOW_MS - self.now_ms().rem_euclid(WINDOW_MS);
+        std::time::Duration::from_millis(left as u64)
     }
 
     fn now_ms(&self) -> i64 {

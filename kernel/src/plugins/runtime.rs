@@ -49,8 +49,8 @@ mod provider {
         exports: { default: async },
     });
 }
-use provider::exports::lifelong::plugin::indicators::GuestIndices as IndicatorIndices;
 pub use lifelong::plugin::types::Caller;
+use provider::exports::lifelong::plugin::indicators::GuestIndices as IndicatorIndices;
 
 /// The epoch tick: how often guest code yields to the executor.
 const TICK: Duration = Duration::from_millis(2);
@@ -495,7 +495,8 @@ impl Loaded {
         // node's delivery loop runs them one at a time, and a plugin flooded
         // with requests must not hold up the loop for every other plugin.
         // They count among the calls at the event's site; a delivery past
-        // that quota fails, and is retried later as any failed delivery.
+        // that quota (or another rate quota) fails, and the delivery loop
+        // puts it off to the next window without counting an attempt.
         self.count_call(k, ev.site.as_deref().unwrap_or_default())?;
         self.with_retries(|| async {
             let site = ev.site.clone().unwrap_or_default();
@@ -529,6 +530,11 @@ impl Loaded {
             Ok(result.map(|()| committed))
         })
         .await
+    }
+
+    /// How long until the plugin's rate quotas start a new window.
+    pub fn until_next_rate_window(&self) -> Duration {
+        self.shared.quotas.until_next_window()
     }
 
     /// True if the component exports `indicators` (host API 1.4.0).
@@ -619,7 +625,11 @@ impl Loaded {
                         self.manifest.version
                     );
                 };
-                let instance = self.pre.instance_pre().instantiate_async(&mut *store).await?;
+                let instance = self
+                    .pre
+                    .instance_pre()
+                    .instantiate_async(&mut *store)
+                    .await?;
                 let guest = indices.load(&mut *store, &instance)?;
                 return Ok(Output::Indicator(guest.call_value(&mut *store, q).await?));
             }

@@ -541,8 +541,9 @@ async fn each_quota_fires_alone_with_nothing_written_postgres() {
 }
 
 /// An event delivery past the subscriber's calls per minute at the
-/// event's site fails as `quota` and is retried later, like any failed
-/// delivery; the next window delivers it.
+/// event's site fails as `quota` and is put off to the next window without
+/// counting an attempt: refused many more times than the attempt limit, it
+/// is never parked, and the next window delivers it.
 async fn deliveries_past_a_quota_retry(k: TestKernel) {
     let c = City::new(k).await;
     c.k.install(&c.k.package(plugin_dir("probe")).await).await;
@@ -557,6 +558,7 @@ async fn deliveries_past_a_quota_retry(k: TestKernel) {
             .await;
         assert_eq!(a.status, 200, "{}", a.body);
     }
+    const MAX_ATTEMPTS: i64 = 3;
     let deliver = || async {
         kernel::plugins::events::fan_out(&c.k.kernel, |e| c.k.runtime.subscribers_of(e))
             .await
@@ -564,34 +566,52 @@ async fn deliveries_past_a_quota_retry(k: TestKernel) {
         kernel::plugins::events::deliver_due(
             &c.k.kernel,
             |p, site| c.k.registry.route_event(p, site),
-            8,
+            MAX_ATTEMPTS,
         )
         .await
         .unwrap()
     };
-    let pass = deliver().await;
-    assert_eq!((pass.delivered, pass.failed), (0, 1), "{pass:?}");
-    let (attempts, error): (i64, String) = sqlx::query_as(
-        "SELECT attempts, last_error FROM plugin_deliveries WHERE subscriber = 'probe'",
-    )
-    .fetch_one(c.k.kernel.db.reader())
-    .await
-    .unwrap();
-    assert_eq!(attempts, 1);
-    assert!(
-        error.contains("(quota)") && error.contains("calls_per_minute"),
-        "{error}"
-    );
+    // Due again at once (instead of waiting for the window).
+    let due_now = || async {
+        let mut tx = c.k.kernel.db.begin().await.unwrap();
+        sqlx::query("UPDATE plugin_deliveries SET next_attempt_at = 0")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    };
     let receipts = || c.count("SELECT CAST(COUNT(*) AS BIGINT) FROM plg_probe__receipts");
-    assert_eq!(receipts().await, 0, "nothing written");
-    c.next_minute();
-    // Its back-off over (without waiting for it).
-    let mut tx = c.k.kernel.db.begin().await.unwrap();
-    sqlx::query("UPDATE plugin_deliveries SET next_attempt_at = 0")
-        .execute(&mut *tx)
+    for _ in 0..4 * MAX_ATTEMPTS {
+        let pass = deliver().await;
+        assert_eq!(
+            (pass.delivered, pass.deferred, pass.failed, pass.parked),
+            (0, 1, 0, 0),
+            "{pass:?}"
+        );
+        let (attempts, error, dead, next): (i64, String, Option<i64>, i64) = sqlx::query_as(
+            "SELECT attempts, last_error, dead_at, next_attempt_at FROM plugin_deliveries WHERE subscriber = 'probe'",
+        )
+        .fetch_one(c.k.kernel.db.reader())
         .await
         .unwrap();
-    tx.commit().await.unwrap();
+        assert_eq!(attempts, 0, "a rate quota's refusal counts no attempt");
+        assert_eq!(dead, None, "never parked");
+        assert!(
+            next > kernel::storage::now_micros(),
+            "put off to the next window"
+        );
+        assert!(
+            error.contains("(quota)") && error.contains("calls_per_minute"),
+            "{error}"
+        );
+        assert_eq!(receipts().await, 0, "nothing written");
+        due_now().await;
+    }
+    let parked = kernel::plugins::events::parked(&c.k.kernel, 10)
+        .await
+        .unwrap();
+    assert!(parked.is_empty(), "{parked:?}");
+    c.next_minute();
     let pass = deliver().await;
     assert_eq!((pass.delivered, pass.failed), (1, 0), "{pass:?}");
     assert_eq!(receipts().await, 1);
