@@ -417,6 +417,10 @@ async fn serve(cfg: &Config, k: Kernel) -> Result<()> {
         );
         eprintln!("warning: development mode: unsigned plugin packages and unknown publishers are accepted; never run a production kernel like this");
     }
+    // Stored usage of plugins that held data before quotas were counted.
+    crate::plugins::quota::backfill(&k)
+        .await
+        .context("cannot recount plugins' stored usage")?;
     registry.refresh().await?;
     for (id, version) in registry.loaded() {
         tracing::info!(plugin = %id, %version, "plugin loaded");

@@ -104,10 +104,6 @@ impl Share {
         cpu: usize,
         tx: usize,
     ) -> Share {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("lifelong plugin write lock\0{plugin}").as_bytes());
-        let mut key = [0u8; 8];
-        key.copy_from_slice(&digest[..8]);
         Share {
             calls: Arc::new(tokio::sync::Semaphore::new(max_calls.max(1))),
             max_calls: max_calls.max(1),
@@ -115,7 +111,7 @@ impl Share {
             max_queued,
             cpu: Arc::new(tokio::sync::Semaphore::new(cpu.max(1))),
             tx: Arc::new(tokio::sync::Semaphore::new(tx.max(1))),
-            lock_key: i64::from_le_bytes(key),
+            lock_key: write_lock_key(plugin),
             injected_conflicts: Default::default(),
         }
     }
@@ -165,6 +161,15 @@ pub(super) struct Shared {
     pub cpu_slots: Arc<tokio::sync::Semaphore>,
     /// The node's quota counters.
     pub quotas: super::quota::Quotas,
+}
+
+/// The PostgreSQL advisory-lock key of `plugin`'s write lock.
+pub(super) fn write_lock_key(plugin: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("lifelong plugin write lock\0{plugin}").as_bytes());
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    i64::from_le_bytes(key)
 }
 
 /// Begin a transaction on a task of its own. `BEGIN` is not cancel-safe in

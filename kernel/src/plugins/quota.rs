@@ -858,6 +858,52 @@ pub async fn recount(
     Ok(Stored { rows, bytes })
 }
 
+/// Recount, once, the stored usage of every installed plugin that has no
+/// plugin-wide usage row: data written before migration 0008 (which
+/// started every counter at 0) counts from then on. Run at kernel start,
+/// before serving (`lifelong serve`). Idempotent, and safe with several
+/// nodes starting at once: each plugin is recounted in a transaction
+/// holding its write lock (so no writing call runs meanwhile) after
+/// checking again that the row is still missing. Per-site counts are not
+/// backfilled (the tables do not say which site wrote a row). Returns the
+/// plugins recounted.
+pub async fn backfill(k: &Kernel) -> crate::error::Result<Vec<String>> {
+    let missing: Vec<(String, String)> = sqlx::query_as(
+        "SELECT v.plugin, v.manifest FROM plugin_registry r JOIN plugin_versions v \
+         ON v.plugin = r.plugin AND v.version = r.active \
+         WHERE NOT EXISTS (SELECT 1 FROM plugin_usage u WHERE u.plugin = r.plugin AND u.site = '*') \
+         ORDER BY r.plugin",
+    )
+    .fetch_all(k.db.reader())
+    .await?;
+    let mut done = Vec::new();
+    for (plugin, text) in missing {
+        let m = super::manifest::parse(&text).map_err(|e| {
+            crate::error::Error::Internal(anyhow::anyhow!("stored manifest of {plugin}: {e}"))
+        })?;
+        let mut tx = k.db.begin().await?;
+        if k.db.backend() == Backend::Postgres {
+            sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                .bind(super::call::write_lock_key(&plugin))
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        let there: Option<(i64,)> = sqlx::query_as(
+            "SELECT CAST(1 AS BIGINT) FROM plugin_usage WHERE plugin = $1 AND site = '*'",
+        )
+        .bind(&plugin)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if there.is_none() {
+            let s = recount(&mut tx, &m, k.db.backend()).await?;
+            tracing::info!(plugin = %plugin, rows = s.rows, bytes = s.bytes, "stored usage recounted from the plugin's tables");
+            done.push(plugin);
+        }
+        tx.commit().await?;
+    }
+    Ok(done)
+}
+
 /// Every publisher's override.
 pub async fn overrides(k: &Kernel) -> Result<Vec<(String, QuotaValues)>, sqlx::Error> {
     type Row = (

@@ -638,6 +638,92 @@ async fn deliveries_past_a_quota_are_retried_postgres() {
     deliveries_past_a_quota_retry(k).await;
 }
 
+/// A plugin that held rows before its counters existed (migration 0008
+/// started none) is recounted once at kernel start: its usage equals what
+/// its tables hold, a second run changes nothing, and two nodes starting
+/// at once recount it once between them.
+async fn usage_backfilled_at_start(k: TestKernel) {
+    let c = City::new(k).await;
+    c.k.install(&c.k.package(plugin_dir("probe")).await).await;
+    c.k.enable("probe", "CITY").await;
+    for (n, site) in [(3, "T1"), (2, "T2-V1")] {
+        let a = c.post("probe", &format!("/quota/notes/{n}"), site).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+    }
+    let usage = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT row_count, byte_count FROM plugin_usage WHERE plugin = 'probe' AND site = '*'",
+        )
+        .fetch_optional(c.k.kernel.db.reader())
+        .await
+        .unwrap()
+    };
+    let counted = usage().await.unwrap();
+    assert_eq!(counted.0, 5);
+    let mut conn = c.k.kernel.db.reader().acquire().await.unwrap();
+    let measured =
+        c.k.registry
+            .route_any("probe")
+            .unwrap()
+            .tables
+            .measure(&mut conn)
+            .await
+            .unwrap();
+    drop(conn);
+    assert_eq!(measured, counted);
+    // As a database migrated to 0008 with the plugin's data already there.
+    let forget = || async {
+        let mut tx = c.k.kernel.db.begin().await.unwrap();
+        sqlx::query("DELETE FROM plugin_usage WHERE plugin = 'probe'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    };
+    forget().await;
+    assert_eq!(usage().await, None);
+    let done = kernel::plugins::quota::backfill(&c.k.kernel).await.unwrap();
+    assert_eq!(done, vec!["probe".to_string()]);
+    assert_eq!(usage().await, Some(measured), "recounted from the tables");
+    let again = kernel::plugins::quota::backfill(&c.k.kernel).await.unwrap();
+    assert!(again.is_empty(), "once: {again:?}");
+    assert_eq!(usage().await, Some(measured));
+    // Two nodes starting at once: one recounts, the other finds it done.
+    forget().await;
+    let (a, b) = tokio::join!(
+        kernel::plugins::quota::backfill(&c.k.kernel),
+        kernel::plugins::quota::backfill(&c.k.kernel)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 1, "{a:?} {b:?}");
+    assert_eq!(usage().await, Some(measured));
+    // And the counters go on from there: the quota (12 rows) holds.
+    let a = c.post("probe", "/quota/notes/7", "T1").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    refused(&c.post("probe", "/quota/notes/1", "T2").await, "rows");
+    c.k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_backfilled_at_start_sqlite() {
+    let k = TestKernel::sqlite_with(RuntimeLimits {
+        quotas: limits(),
+        ..Default::default()
+    })
+    .await;
+    usage_backfilled_at_start(k).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_backfilled_at_start_postgres() {
+    let k = TestKernel::postgres_with(RuntimeLimits {
+        quotas: limits(),
+        ..Default::default()
+    })
+    .await;
+    usage_backfilled_at_start(k).await;
+}
+
 /// Two nodes on one PostgreSQL (two quota counters, each syncing to the
 /// shared rows as `serve` does every second): a rate quota holds across
 /// them once they have synced, and each node refuses on the sum.
