@@ -577,6 +577,12 @@ impl Registry {
         };
         let now = stored_manifest(&mut tx, plugin, &active).await?;
         let before = stored_manifest(&mut tx, plugin, &previous).await?;
+        // The version restored passes what an upgrade to it would: its
+        // publisher not revoked, within the ceiling, within what the city
+        // approved (`approvals::gate_rollback`).
+        let publisher = publishers::owner_entry_locked(&mut tx, plugin).await?;
+        publishers::admissible(publisher.as_ref(), &before)?;
+        approvals::gate_rollback(&mut tx, actor, publisher.as_ref(), &before).await?;
         super::indicators::claims_free(&mut tx, &before).await?;
         for t in &now.tables {
             let live = stored_name(plugin, &t.name);

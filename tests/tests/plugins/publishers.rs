@@ -829,7 +829,195 @@ async fn institution_plugins(k: TestKernel) {
     ] {
         assert_eq!(c.audited(action).await, n, "{action}");
     }
+    approved_versions_only(&c, &base, &root).await;
     c.k.cleanup().await;
+}
+
+/// An institution cannot make an unreviewed version active or served: a
+/// rollback to a version asking beyond what the city approved is refused
+/// (a city admin's rollback is the approval), the view does not fall back
+/// to such a version where the active one's grants are missing, and an
+/// upgrade of a plugin enabled before approval was required is queued.
+async fn approved_versions_only(c: &City, base: &Package, root: &str) {
+    let t1_admin = c.login(11, "T1", &[("site_admin", "T1")]).await;
+    let acme = PublisherKey::generate("acme").unwrap();
+    let trust = |approval: bool| {
+        json!({"public_key": acme.public_hex(), "site": "T1",
+               "capabilities": ["identity.read", "accounts.record"], "approval": approval})
+    };
+    let a = c
+        .json("PUT", "/api/v1/plugin-publishers/acme", root, trust(false))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    // Enabled while no approval was required; then the city requires it:
+    // an upgrade asking for anything is queued (nothing was approved).
+    let y1 = package(base, "acme-y", "1.0.0", &[], &acme);
+    assert_eq!(
+        c.upload("/api/v1/plugin-registry", &t1_admin, &y1)
+            .await
+            .status,
+        201
+    );
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-registry/acme-y/sites/T1/enabled",
+            &t1_admin,
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    let a = c
+        .json("PUT", "/api/v1/plugin-publishers/acme", root, trust(true))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let y2 = package(base, "acme-y", "1.1.0", &["accounts.record"], &acme);
+    let a = c
+        .upload("/api/v1/plugin-registry/acme-y/upgrade", &t1_admin, &y2)
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let queued = a.body["request"]["id"].as_i64().unwrap();
+    assert_eq!(
+        c.get("/api/v1/plugin-registry/acme-y", Some(root))
+            .await
+            .body["version"],
+        "1.0.0"
+    );
+    let a = c
+        .json(
+            "POST",
+            &format!("/api/v1/plugin-approvals/{queued}/refuse"),
+            root,
+            json!({"reason": "not reviewed"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    // 1.0.0 asks for accounts.record; 1.1.0 (not gated: nothing approved
+    // and enabled nowhere) for identity.read, which the city approves.
+    let x1 = package(base, "acme-x", "1.0.0", &["accounts.record"], &acme);
+    let x2 = package(base, "acme-x", "1.1.0", &["identity.read"], &acme);
+    assert_eq!(
+        c.upload("/api/v1/plugin-registry", &t1_admin, &x1)
+            .await
+            .status,
+        201
+    );
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-registry/acme-x/sites/UNI/grants",
+            &t1_admin,
+            json!({"capabilities": ["accounts.record"]}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    let a = c
+        .upload("/api/v1/plugin-registry/acme-x/upgrade", &t1_admin, &x2)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-registry/acme-x/sites/T1/grants",
+            &t1_admin,
+            json!({"capabilities": ["identity.read"]}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-registry/acme-x/sites/T1/enabled",
+            &t1_admin,
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let id = a.body["request"]["id"].as_i64().unwrap();
+    let a = c
+        .json(
+            "POST",
+            &format!("/api/v1/plugin-approvals/{id}/approve"),
+            root,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    assert_eq!(c.call("acme-x", "T1").await, 200);
+    // Below T1, 1.0.0's capability granted (while it was active) but not
+    // 1.1.0's: the unapproved 1.0.0 is not served in its place.
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-registry/acme-x/sites/UNI/grants",
+            &t1_admin,
+            json!({"capabilities": ["identity.read"], "granted": false}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    assert_eq!(c.call("acme-x", "UNI").await, 403, "no fallback to 1.0.0");
+
+    // The institution's rollback to 1.0.0 is refused; nothing changes.
+    let a = c
+        .json(
+            "POST",
+            "/api/v1/plugin-registry/acme-x/rollback",
+            &t1_admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert_eq!(
+        a.body["detail"],
+        "version 1.0.0 of plugin acme-x asks for accounts.record, which the city has not approved for it: only a city admin may roll back to it (or upgrade, which asks for approval)"
+    );
+    let info = c.get("/api/v1/plugin-registry/acme-x", Some(root)).await;
+    assert_eq!(
+        (&info.body["version"], &info.body["previous"]),
+        (&json!("1.1.0"), &json!("1.0.0"))
+    );
+    // A city admin's rollback is the approval.
+    let a = c
+        .json(
+            "POST",
+            "/api/v1/plugin-registry/acme-x/rollback",
+            root,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, &a.body["version"]),
+        (200, &json!("1.0.0")),
+        "{}",
+        a.body
+    );
+    // The ceiling applies to a rollback as to an upgrade, even a city admin's.
+    let a = c
+        .upload("/api/v1/plugin-registry/acme-x/upgrade", root, &x2)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let mut narrower = trust(true);
+    narrower["capabilities"] = json!(["identity.read"]);
+    let a = c
+        .json("PUT", "/api/v1/plugin-publishers/acme", root, narrower)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = c
+        .json(
+            "POST",
+            "/api/v1/plugin-registry/acme-x/rollback",
+            root,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(
+        a.body["detail"],
+        "capabilities: plugin acme-x asks for accounts.record, above the ceiling the city set for publisher acme (identity.read)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

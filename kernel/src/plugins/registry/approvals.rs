@@ -114,7 +114,7 @@ pub struct Approval {
 /// None: never approved.
 type Approved = Option<(Vec<String>, Vec<String>)>;
 
-async fn approved(conn: &mut AnyConnection, plugin: &str) -> Result<Approved> {
+pub(super) async fn approved(conn: &mut AnyConnection, plugin: &str) -> Result<Approved> {
     let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT approved_capabilities, approved_roles FROM plugin_ids WHERE plugin = $1",
     )
@@ -132,7 +132,7 @@ async fn approved(conn: &mut AnyConnection, plugin: &str) -> Result<Approved> {
 }
 
 /// What `m` asks for beyond `approved` (capabilities and roles, named).
-fn beyond(approved: &Approved, m: &Manifest) -> Vec<String> {
+pub(super) fn beyond(approved: &Approved, m: &Manifest) -> Vec<String> {
     let (caps, roles) = approved.clone().unwrap_or_default();
     let mut out: Vec<String> = m
         .capabilities
@@ -147,6 +147,57 @@ fn beyond(approved: &Approved, m: &Manifest) -> Vec<String> {
             .map(|r| format!("identity.grant role {r}")),
     );
     out
+}
+
+/// Whether `plugin` is enabled at any site now.
+async fn enabled_anywhere(conn: &mut AnyConnection, plugin: &str) -> Result<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM plugin_enablement WHERE plugin = $1 AND enabled = 1 LIMIT 1")
+            .bind(plugin)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Inside a rollback's transaction, before `m` (the version restored)
+/// becomes active again: for a publisher that requires approval, an
+/// institution may restore only a version within what the city approved
+/// (or, when nothing was approved yet, only while the plugin is enabled
+/// nowhere: its first enable is then gated); otherwise it is refused and a
+/// city admin rolls back. A city admin's rollback is the approval.
+pub(super) async fn gate_rollback(
+    tx: &mut Tx,
+    actor: &Actor,
+    publisher: Option<&Publisher>,
+    m: &Manifest,
+) -> Result<()> {
+    let Some(p) = publisher else { return Ok(()) };
+    if actor.is_city_admin() {
+        if p.approval || p.site.is_some() {
+            record_approved(tx, actor, m).await?;
+        }
+        return Ok(());
+    }
+    if !p.approval {
+        return Ok(());
+    }
+    let granted = approved(tx, &m.id).await?;
+    if granted.is_none() && !enabled_anywhere(tx, &m.id).await? {
+        return Ok(());
+    }
+    let extra = beyond(&granted, m);
+    if extra.is_empty() {
+        return Ok(());
+    }
+    Err(Error::conflict(
+        "capabilities",
+        format!(
+            "version {} of plugin {} asks for {}, which the city has not approved for it: only a city admin may roll back to it (or upgrade, which asks for approval)",
+            m.version,
+            m.id,
+            extra.join(", ")
+        ),
+    ))
 }
 
 /// Add what `m` asks for to what is approved for its plugin.
@@ -459,7 +510,8 @@ pub(super) async fn upgrade_approved(
 impl Registry {
     /// Before an upgrade to `m` (package verified, not yet stored): queue
     /// it if its publisher requires approval, something was approved for
-    /// the plugin, and `m` asks for more (Some(request)). With
+    /// the plugin (or it is enabled somewhere, taken as nothing approved),
+    /// and `m` asks for more (Some(request)). With
     /// `Via::Approval` nothing is queued; the upgrade's transaction marks
     /// the request (see [`Registry::approve`]).
     pub(super) async fn gate_upgrade(
@@ -477,7 +529,13 @@ impl Registry {
         }
         let mut tx = self.kernel.db.begin().await?;
         let granted = approved(&mut tx, &m.id).await?;
-        if granted.is_none() || beyond(&granted, m).is_empty() {
+        // Never approved: a plugin enabled nowhere is gated at its first
+        // enable; one enabled already (approval turned on later) has
+        // nothing approved, so the upgrade asks for all it needs.
+        if granted.is_none() && !enabled_anywhere(&mut tx, &m.id).await? {
+            return Ok(None);
+        }
+        if beyond(&granted, m).is_empty() {
             return Ok(None);
         }
         let waiting: Option<(i64, String)> = sqlx::query_as(

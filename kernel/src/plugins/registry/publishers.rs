@@ -262,6 +262,35 @@ impl Publisher {
     }
 }
 
+/// Refuse `m` (a package installed or upgraded, or a version rolled back
+/// to) when its publisher is revoked or `m` asks above its ceiling.
+pub(super) fn admissible(p: Option<&Publisher>, m: &Manifest) -> Result<()> {
+    let Some(p) = p else { return Ok(()) };
+    if p.revoked() {
+        return Err(Error::invalid(
+            "publisher",
+            format!(
+                "the city revoked publisher {}: its packages are refused until a city admin trusts it again",
+                p.publisher
+            ),
+        ));
+    }
+    let above = p.above_ceiling(m);
+    if !above.is_empty() {
+        return Err(Error::invalid(
+            "capabilities",
+            format!(
+                "plugin {} asks for {}, above the ceiling the city set for publisher {} ({})",
+                m.id,
+                above.join(", "),
+                p.publisher,
+                p.ceiling_words()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Require the authority to publish `publisher`'s packages: for a bound
 /// publisher, `plugin_publisher` or an admin role at its site or above;
 /// otherwise (city-wide, or not in the trust store) a city admin.
@@ -548,30 +577,7 @@ impl Registry {
         let mut conn = self.kernel.db.reader().acquire().await?;
         let p = publisher_in(&mut conn, &m.publisher).await?;
         require_publishing(p.as_ref(), actor, action)?;
-        if let Some(p) = &p {
-            if p.revoked() {
-                return Err(Error::invalid(
-                    "publisher",
-                    format!(
-                        "the city revoked publisher {}: its packages are refused until a city admin trusts it again",
-                        p.publisher
-                    ),
-                ));
-            }
-            let above = p.above_ceiling(m);
-            if !above.is_empty() {
-                return Err(Error::invalid(
-                    "capabilities",
-                    format!(
-                        "plugin {} asks for {}, above the ceiling the city set for publisher {} ({})",
-                        m.id,
-                        above.join(", "),
-                        p.publisher,
-                        p.ceiling_words()
-                    ),
-                ));
-            }
-        }
+        admissible(p.as_ref(), m)?;
         check_owner(&mut conn, m).await?;
         Ok(p)
     }

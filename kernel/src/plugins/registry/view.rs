@@ -37,6 +37,10 @@ pub(super) struct Slot {
     /// once revoked, it is served nowhere whatever the rows say.
     scope: Option<String>,
     revoked: bool,
+    /// Whether `previous` may serve where the active version's grants are
+    /// missing: for a publisher that requires approval, only when all it
+    /// asks for was approved (the view never serves an unreviewed version).
+    fallback: bool,
     /// Routing decisions by site path, memoised for this view (a new view
     /// starts empty, so a change is never served stale). Bounded by the
     /// number of sites.
@@ -168,7 +172,8 @@ impl Registry {
             return Err(Refusal::NotEnabled);
         }
         let granted = granted_at(&slot.grants, path);
-        for l in std::iter::once(&slot.active).chain(slot.previous.iter()) {
+        let previous = slot.previous.iter().filter(|_| slot.fallback);
+        for l in std::iter::once(&slot.active).chain(previous) {
             if missing(&l.manifest, &granted).is_empty() {
                 let grants: Grants = Arc::new(granted);
                 return Ok(l.with_grants(grants));
@@ -226,13 +231,13 @@ impl Registry {
             sqlx::query_as("SELECT path FROM sites WHERE parent_id IS NULL ORDER BY id LIMIT 1")
                 .fetch_optional(db)
                 .await?;
-        let publishers: HashMap<String, (Option<String>, bool)> = sqlx::query_as::<_, (String, Option<String>, String)>(
-            "SELECT p.publisher, s.path, p.status FROM plugin_publishers p LEFT JOIN sites s ON s.id = p.site_id",
+        let publishers: HashMap<String, (Option<String>, bool, bool)> = sqlx::query_as::<_, (String, Option<String>, String, i64)>(
+            "SELECT p.publisher, s.path, p.status, p.approval FROM plugin_publishers p LEFT JOIN sites s ON s.id = p.site_id",
         )
         .fetch_all(db)
         .await?
         .into_iter()
-        .map(|(p, path, status)| (p, (path, status == "revoked")))
+        .map(|(p, path, status, approval)| (p, (path, status == "revoked", approval != 0)))
         .collect();
         let mut plugins = HashMap::new();
         for (plugin, active, previous) in rows {
@@ -272,10 +277,19 @@ impl Registry {
             };
             self.runtime.subscribe(&active.manifest);
             let (enabled, grants) = sites.remove(&plugin).unwrap_or_default();
-            let (scope, revoked) = publishers
+            let (scope, revoked, approval) = publishers
                 .get(&active.manifest.publisher)
                 .cloned()
                 .unwrap_or_default();
+            let fallback = match (&previous, approval) {
+                (Some(prev), true) => {
+                    let mut conn = db.acquire().await?;
+                    let granted = super::approvals::approved(&mut conn, &plugin).await?;
+                    granted.is_some()
+                        && super::approvals::beyond(&granted, &prev.manifest).is_empty()
+                }
+                _ => true,
+            };
             plugins.insert(
                 plugin,
                 Slot {
@@ -285,6 +299,7 @@ impl Registry {
                     grants,
                     scope,
                     revoked,
+                    fallback,
                     routes: RwLock::default(),
                 },
             );
