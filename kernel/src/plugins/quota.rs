@@ -794,15 +794,26 @@ impl CallUsage {
         if self.delta == Stored::default() {
             return Ok(Ok(None));
         }
+        // A site's count is clamped at 0: rows are attributed to the site
+        // of the call that wrote them, so a call at one site deleting rows
+        // another site's calls wrote would otherwise take its own site's
+        // count below 0 and let it write past its quota. The total is not
+        // clamped (it is exact).
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "INSERT INTO plugin_usage (plugin, site, row_count, byte_count) VALUES ($1, $2, $3, $4), ($1, '*', $3, $4) \
-             ON CONFLICT (plugin, site) DO UPDATE SET row_count = plugin_usage.row_count + excluded.row_count, \
-             byte_count = plugin_usage.byte_count + excluded.byte_count RETURNING site, row_count, byte_count",
+            "INSERT INTO plugin_usage (plugin, site, row_count, byte_count) VALUES ($1, $2, $5, $6), ($1, '*', $3, $4) \
+             ON CONFLICT (plugin, site) DO UPDATE SET \
+             row_count = CASE WHEN plugin_usage.site <> '*' AND plugin_usage.row_count + $3 < 0 \
+                 THEN 0 ELSE plugin_usage.row_count + $3 END, \
+             byte_count = CASE WHEN plugin_usage.site <> '*' AND plugin_usage.byte_count + $4 < 0 \
+                 THEN 0 ELSE plugin_usage.byte_count + $4 END \
+             RETURNING site, row_count, byte_count",
         )
         .bind(plugin)
         .bind(site)
         .bind(self.delta.rows)
         .bind(self.delta.bytes)
+        .bind(self.delta.rows.max(0))
+        .bind(self.delta.bytes.max(0))
         .fetch_all(&mut *conn)
         .await?;
         let get = |s: &str| {
@@ -876,6 +887,17 @@ pub async fn backfill(k: &Kernel) -> crate::error::Result<Vec<String>> {
     )
     .fetch_all(k.db.reader())
     .await?;
+    // Per-site counts a kernel before the clamp in `CallUsage::flush` took
+    // below 0 (a call deleting rows another site's calls wrote).
+    let mut tx = k.db.begin().await?;
+    sqlx::query(
+        "UPDATE plugin_usage SET row_count = CASE WHEN row_count < 0 THEN 0 ELSE row_count END, \
+         byte_count = CASE WHEN byte_count < 0 THEN 0 ELSE byte_count END \
+         WHERE site <> '*' AND (row_count < 0 OR byte_count < 0)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     let mut done = Vec::new();
     for (plugin, text) in missing {
         let m = super::manifest::parse(&text).map_err(|e| {

@@ -724,6 +724,73 @@ async fn usage_is_backfilled_at_start_postgres() {
     usage_backfilled_at_start(k).await;
 }
 
+/// Rows count at the site of the call that wrote them; a call at another
+/// site deleting them does not take that site's count below 0 (which would
+/// let it write past its quota): it stays at 0, and the site's quota holds.
+async fn site_counts_never_negative(k: TestKernel) {
+    let c = City::new(k).await;
+    c.k.install(&c.k.package(plugin_dir("probe")).await).await;
+    c.k.enable("probe", "CITY").await;
+    let a = c.post("probe", "/quota/notes/3", "T1").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let last = a.body["last"].as_i64().unwrap();
+    let site = |s: &'static str| {
+        let c = &c;
+        async move {
+            sqlx::query_as::<_, (i64, i64)>(
+                "SELECT row_count, byte_count FROM plugin_usage WHERE plugin = 'probe' AND site = $1",
+            )
+            .bind(s)
+            .fetch_optional(c.k.kernel.db.reader())
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(site("T1").await, Some((3, 93)));
+    for id in last - 2..=last {
+        let a = c.post("probe", &format!("/quota/delete/{id}"), "T2").await;
+        assert_eq!((a.status, &a.body["deleted"]), (200, &json!(true)));
+    }
+    assert_eq!(site("T2").await, Some((0, 0)), "clamped at 0, not -3");
+    assert_eq!(site("T1").await, Some((3, 93)), "attributed to the writer");
+    assert_eq!(site("*").await, Some((0, 0)), "the total is exact");
+    // T2 holds its 8 rows, not 11.
+    let a = c.post("probe", "/quota/notes/8", "T2").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    refused(&c.post("probe", "/quota/notes/1", "T2").await, "site_rows");
+    assert_eq!(c.notes().await, 8);
+    // A count left below 0 by an earlier kernel is set to 0 at start.
+    let mut tx = c.k.kernel.db.begin().await.unwrap();
+    sqlx::query("UPDATE plugin_usage SET row_count = -3, byte_count = -93 WHERE plugin = 'probe' AND site = 'T2'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    kernel::plugins::quota::backfill(&c.k.kernel).await.unwrap();
+    assert_eq!(site("T2").await, Some((0, 0)));
+    c.k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_counts_never_go_below_zero_sqlite() {
+    let k = TestKernel::sqlite_with(RuntimeLimits {
+        quotas: limits(),
+        ..Default::default()
+    })
+    .await;
+    site_counts_never_negative(k).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_counts_never_go_below_zero_postgres() {
+    let k = TestKernel::postgres_with(RuntimeLimits {
+        quotas: limits(),
+        ..Default::default()
+    })
+    .await;
+    site_counts_never_negative(k).await;
+}
+
 /// Two nodes on one PostgreSQL (two quota counters, each syncing to the
 /// shared rows as `serve` does every second): a rate quota holds across
 /// them once they have synced, and each node refuses on the sum.
