@@ -830,7 +830,78 @@ async fn institution_plugins(k: TestKernel) {
         assert_eq!(c.audited(action).await, n, "{action}");
     }
     approved_versions_only(&c, &base, &root).await;
+    no_plan_indicators_from_a_site(&c, &base, &root).await;
     c.k.cleanup().await;
+}
+
+/// A publisher bound to a site may not provide the plan's indicators (the
+/// city's figures), on install or upgrade, whoever uploads the package.
+async fn no_plan_indicators_from_a_site(c: &City, base: &Package, root: &str) {
+    let key = PublisherKey::generate("site-stats").unwrap();
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-publishers/site-stats",
+            root,
+            json!({"public_key": key.public_hex(), "site": "T2", "approval": false}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let with = |version: &str, keys: &[&str]| {
+        let p = package(base, "t2-stats", version, &[], &key);
+        let mut p = variant(&p, |t| {
+            let mut t = t;
+            for k in keys {
+                t.push_str(&format!(
+                    "\n[[indicators]]\nkey = \"{k}\"\nname = {{ zh-CN = \"指标{k}\", en = \"Indicator {k}\" }}\n\
+                     unit = {{ zh-CN = \"个\", en = \"items\" }}\nformula_version = 1\n"
+                ));
+            }
+            t
+        });
+        p.sign(&key).unwrap();
+        p
+    };
+    let refused = "indicators: plugin t2-stats declares plan indicator 2, but publisher site-stats is bound to site T2: only a city-wide publisher's plugins may provide the plan's indicators (declare your own as t2-stats.<name>)";
+    let a = c
+        .upload("/api/v1/plugin-registry", root, &with("1.0.0", &["2"]))
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.body["detail"], refused);
+    assert_eq!(
+        c.get("/api/v1/plugin-registry/t2-stats", Some(root))
+            .await
+            .status,
+        404
+    );
+    let a = c
+        .upload("/api/v1/plugin-registry", root, &with("1.0.0", &[]))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let a = c
+        .upload(
+            "/api/v1/plugin-registry/t2-stats/upgrade",
+            root,
+            &with("1.1.0", &["t2-stats.count", "2"]),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.body["detail"], refused);
+    assert_eq!(
+        c.get("/api/v1/plugin-registry/t2-stats", Some(root))
+            .await
+            .body["version"],
+        "1.0.0"
+    );
+    // Its own indicators stay allowed.
+    let a = c
+        .upload(
+            "/api/v1/plugin-registry/t2-stats/upgrade",
+            root,
+            &with("1.1.0", &["t2-stats.count"]),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
 }
 
 /// An institution cannot make an unreviewed version active or served: a

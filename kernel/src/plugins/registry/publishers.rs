@@ -263,7 +263,8 @@ impl Publisher {
 }
 
 /// Refuse `m` (a package installed or upgraded, or a version rolled back
-/// to) when its publisher is revoked or `m` asks above its ceiling.
+/// to) when its publisher is revoked, `m` asks above its ceiling, or its
+/// publisher is bound to a site and `m` declares a plan indicator.
 pub(super) fn admissible(p: Option<&Publisher>, m: &Manifest) -> Result<()> {
     let Some(p) = p else { return Ok(()) };
     if p.revoked() {
@@ -272,6 +273,26 @@ pub(super) fn admissible(p: Option<&Publisher>, m: &Manifest) -> Result<()> {
             format!(
                 "the city revoked publisher {}: its packages are refused until a city admin trusts it again",
                 p.publisher
+            ),
+        ));
+    }
+    // The plan's indicators are the city's figures: only a city-wide
+    // publisher's plugin may provide one (its own `<id>.<name>` ones stay open).
+    let plan: Vec<&str> = m
+        .indicators
+        .iter()
+        .map(|i| i.key.as_str())
+        .filter(|k| k.parse::<u32>().is_ok())
+        .collect();
+    if let (false, Some(code)) = (plan.is_empty(), p.site.as_deref()) {
+        return Err(Error::invalid(
+            "indicators",
+            format!(
+                "plugin {} declares plan indicator {}, but publisher {} is bound to site {code}: only a city-wide publisher's plugins may provide the plan's indicators (declare your own as {}.<name>)",
+                m.id,
+                plan.join(", "),
+                p.publisher,
+                m.id
             ),
         ));
     }
