@@ -483,8 +483,8 @@ fn spawn_plugin_loop(k: Kernel, registry: crate::plugins::registry::Registry) {
 }
 
 /// The daily indicator snapshots (`indicators/snapshots.rs`): a minute
-/// after start, then every ten minutes, this node tries to claim today's
-/// run; on several nodes one node takes it, and a claim whose node died is
+/// after start, then every ten minutes, this node tries to claim the run
+/// of yesterday (the latest day that has ended); on several nodes one node takes it, and a claim whose node died is
 /// taken over after its lease.
 fn spawn_snapshot_loop(
     k: Kernel,
@@ -496,7 +496,8 @@ fn spawn_snapshot_loop(
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         loop {
             let ctx = crate::indicators::Ctx::new(k.clone(), Some(registry.clone()), circles);
-            let day = sites::today();
+            // Yesterday's: a day is snapshotted once it has ended.
+            let day = crate::indicators::snapshots::yesterday();
             match crate::indicators::snapshots::run_daily(&ctx, &node, &day).await {
                 Ok(Some(n)) => tracing::info!(%day, stored = n, "daily indicator snapshots taken"),
                 Ok(None) => {}

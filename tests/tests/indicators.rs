@@ -740,6 +740,33 @@ async fn story(k: &TestKernel) {
         .await,
         StatusCode::UNPROCESSABLE_ENTITY
     );
+    // A snapshot is of a day that has ended: never of today (it would miss
+    // the rest of the day's data and stay unequal to a later recompute, and
+    // whoever took it first would decide the day's record) or later, for
+    // a township admin as for the city's.
+    for day in [today.as_str(), "2099-01-01"] {
+        for who in [admin.as_str(), t1.as_str()] {
+            let (s, p) = api
+                .call(
+                    "POST",
+                    "/indicators/snapshots",
+                    who,
+                    Some(json!({ "as_of": day })),
+                )
+                .await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+            assert!(p["detail"].as_str().unwrap().starts_with("as_of: "), "{p}");
+        }
+    }
+    assert_eq!(
+        api.get(
+            &format!("/indicators/snapshots?site=CITY&from={today}"),
+            &admin
+        )
+        .await,
+        json!([]),
+        "nothing stored"
+    );
 
     // Later data: a new walking point today, another activation, a teaching
     // point and a village opened today. As of 2026-05-01 nothing changed.
@@ -963,17 +990,23 @@ async fn story(k: &TestKernel) {
         Some(k.registry.clone()),
         Default::default(),
     );
-    let first = kernel::indicators::snapshots::run_daily(&ctx, "node-a", &today)
+    // It snapshots yesterday, the latest day that has ended; never today.
+    let err = kernel::indicators::snapshots::run_daily(&ctx, "node-a", &today)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has not ended"), "{err}");
+    let first = kernel::indicators::snapshots::run_daily(&ctx, "node-a", &yesterday)
         .await
         .unwrap();
-    let second = kernel::indicators::snapshots::run_daily(&ctx, "node-b", &today)
+    let second = kernel::indicators::snapshots::run_daily(&ctx, "node-b", &yesterday)
         .await
         .unwrap();
     assert_eq!(first, Some(30));
     assert_eq!(second, None, "the day is claimed and done");
     let listed = api
         .get(
-            &format!("/indicators/snapshots?site=CITY&from={today}&to={today}"),
+            &format!("/indicators/snapshots?site=CITY&from={yesterday}&to={yesterday}"),
             &admin,
         )
         .await;
@@ -983,26 +1016,31 @@ async fn story(k: &TestKernel) {
         .unwrap()
         .iter()
         .all(|s| s["taken_by"] == "system:schedule"));
-    // Taken on demand the same day afterwards: the same rows.
+    // Taken on demand afterwards without a date (yesterday by default):
+    // the same rows.
     let (_, again) = api
         .call("POST", "/indicators/snapshots", &admin, None)
         .await;
+    let again = again.as_array().unwrap();
+    assert_eq!(again.len(), 30);
     assert!(again
-        .as_array()
-        .unwrap()
         .iter()
-        .all(|s| s["created"] == false));
-    // A series point of today now comes from the snapshot.
+        .all(|s| s["created"] == false && s["as_of"] == yesterday.as_str()));
+    // Today is never snapshotted: the series' point of today is computed.
     let s = api.get("/indicators/4/series?site=CITY", &admin).await;
     assert_eq!(
         s["points"].as_array().unwrap().last().unwrap()["source"],
-        "snapshot"
+        "computed"
     );
     // Two nodes at the same moment: one claims the day, the other finds it
     // claimed; one set of rows.
+    let before_yesterday = (chrono::NaiveDate::parse_from_str(&yesterday, "%Y-%m-%d").unwrap()
+        - chrono::Duration::days(1))
+    .format("%Y-%m-%d")
+    .to_string();
     let (a, b) = tokio::join!(
-        kernel::indicators::snapshots::run_daily(&ctx, "node-a", &yesterday),
-        kernel::indicators::snapshots::run_daily(&ctx, "node-b", &yesterday),
+        kernel::indicators::snapshots::run_daily(&ctx, "node-a", &before_yesterday),
+        kernel::indicators::snapshots::run_daily(&ctx, "node-b", &before_yesterday),
     );
     let mut runs = [a.unwrap(), b.unwrap()];
     runs.sort();

@@ -232,14 +232,46 @@ pub async fn take_for(
     Ok((out, created))
 }
 
-/// `POST /indicators/snapshots`: admins over the site; audited.
+/// The day before today (the city's date): the latest day a snapshot may
+/// be of, and the day the daily run snapshots.
+pub fn yesterday() -> String {
+    let today =
+        chrono::NaiveDate::parse_from_str(&sites::today(), "%Y-%m-%d").expect("today is a date");
+    (today - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A snapshot is of a day that has ended: a snapshot of today would miss
+/// the rest of the day's data, and stay frozen unequal to a later
+/// recompute (and whoever took it first would decide the day's record).
+fn ended(field: &str, day: &str) -> Result<()> {
+    let today = sites::today();
+    if day >= today.as_str() {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{day} has not ended: a snapshot is of a past day (today is {today}; the latest is {})",
+                yesterday()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /indicators/snapshots`: admins over the site; audited. As of
+/// yesterday unless asked; never as of today or later.
 pub async fn take(
     ctx: &Ctx,
     actor: &Actor,
     site: Option<&str>,
     as_of: Option<&str>,
 ) -> Result<Vec<Snapshot>> {
-    let as_of = super::parse_as_of("as_of", as_of)?;
+    let as_of = match as_of {
+        None => yesterday(),
+        Some(_) => super::parse_as_of("as_of", as_of)?,
+    };
+    ended("as_of", &as_of)?;
     let site = super::scoped_site(&ctx.kernel, actor, site).await?;
     Ok(take_for(ctx, &site, &as_of, actor).await?.0)
 }
@@ -417,11 +449,13 @@ pub async fn adjust(ctx: &Ctx, actor: &Actor, id: &str, a: Adjustment) -> Result
     Ok(after)
 }
 
-/// The daily scheduled run for `day`: claim it (or take over a claim past
-/// its lease), snapshot the city and its townships, mark it done. Returns
-/// the number of snapshots stored, or None when another node has (or is
-/// running) this day.
+/// The daily scheduled run for `day` (a day that has ended: `serve` runs
+/// it for yesterday): claim it (or take over a claim past its lease),
+/// snapshot the city and its townships, mark it done. Returns the number
+/// of snapshots stored, or None when another node has (or is running)
+/// this day.
 pub async fn run_daily(ctx: &Ctx, node: &str, day: &str) -> Result<Option<usize>> {
+    ended("day", day)?;
     let root: Option<(i64,)> =
         sqlx::query_as("SELECT id FROM sites WHERE parent_id IS NULL ORDER BY id LIMIT 1")
             .fetch_optional(ctx.kernel.db.reader())
