@@ -670,6 +670,9 @@ impl Registry {
                 ));
             }
         }
+        // The id stays its publisher's, even once a purge deletes the
+        // versions an old install's ownership is read from.
+        publishers::keep_claim(&mut tx, actor, plugin).await?;
         // Its pending approval requests cannot be carried out any more.
         sqlx::query(
             "UPDATE plugin_approvals SET status = 'refused', decided_by = $2, decided_at = $3, \

@@ -831,7 +831,64 @@ async fn institution_plugins(k: TestKernel) {
     }
     approved_versions_only(&c, &base, &root).await;
     no_plan_indicators_from_a_site(&c, &base, &root).await;
+    purged_ids_stay_owned(&c, &base, &root).await;
     c.k.cleanup().await;
+}
+
+/// A plugin installed before ownership was recorded (no `plugin_ids` row,
+/// owned by its stored versions' publisher) keeps its owner after
+/// `remove --purge` deletes those versions.
+async fn purged_ids_stay_owned(c: &City, base: &Package, root: &str) {
+    let old = PublisherKey::generate("old-pub").unwrap();
+    let new = PublisherKey::generate("new-pub").unwrap();
+    for key in [&old, &new] {
+        let a = c
+            .json(
+                "PUT",
+                &format!("/api/v1/plugin-publishers/{}", key.publisher),
+                root,
+                json!({"public_key": key.public_hex()}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let a = c
+        .upload(
+            "/api/v1/plugin-registry",
+            root,
+            &package(base, "legacy", "1.0.0", &[], &old),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    // As an install from before migration 0007 left it.
+    let mut tx = c.k.kernel.db.begin().await.unwrap();
+    sqlx::query("DELETE FROM plugin_ids WHERE plugin = 'legacy'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let a = c
+        .send(
+            "DELETE",
+            "/api/v1/plugin-registry/legacy?purge=true",
+            Some(root),
+            Body::empty(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    let a = c
+        .upload(
+            "/api/v1/plugin-registry",
+            root,
+            &package(base, "legacy", "1.0.0", &[], &new),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert_eq!(
+        a.body["detail"],
+        "plugin id legacy belongs to publisher old-pub, whose package first installed it; a package from publisher new-pub cannot install or upgrade it (choose another id)"
+    );
 }
 
 /// A publisher bound to a site may not provide the plan's indicators (the

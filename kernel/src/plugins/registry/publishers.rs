@@ -214,6 +214,27 @@ pub(super) async fn claim(tx: &mut Tx, actor: &Actor, m: &Manifest) -> Result<()
     Ok(())
 }
 
+/// Record the owner of `plugin` if no claim is stored (a plugin installed
+/// before ownership was recorded is owned by its newest stored version's
+/// publisher): `remove` calls it before a purge deletes those versions, so
+/// the id stays its publisher's.
+pub(super) async fn keep_claim(tx: &mut Tx, actor: &Actor, plugin: &str) -> Result<()> {
+    let Some(publisher) = owner(tx, plugin).await? else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO plugin_ids (plugin, publisher, claimed_at, claimed_by) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (plugin) DO NOTHING",
+    )
+    .bind(plugin)
+    .bind(&publisher)
+    .bind(now_micros())
+    .bind(actor.label())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Publisher {
     /// True once a city admin revoked it (and has not trusted it again).
     pub fn revoked(&self) -> bool {
