@@ -64,6 +64,9 @@ pub struct CallState {
     pub(super) usage: Option<super::quota::CallUsage>,
     /// Set when the call would pass a quota; the call fails as `quota`.
     pub(super) quota_exceeded: Option<super::quota::Exceeded>,
+    /// The rate counts this attempt took, given back if it is re-run after
+    /// a lost write race (`Loaded::with_retries`).
+    pub(super) taken: Arc<super::quota::Taken>,
 }
 
 /// What every loaded version of one plugin shares on a node: its fair share
@@ -329,6 +332,7 @@ impl CallState {
             quota: shared.quotas.effective(&shared.manifest),
             usage: None,
             quota_exceeded: None,
+            taken: Default::default(),
         }
     }
 
@@ -570,7 +574,10 @@ impl CallState {
             super::quota::Rate::Calls => self.site.as_str(),
             _ => super::quota::TOTAL,
         };
-        match self.quotas.take(&self.manifest.id, site, rate, &self.quota) {
+        match self
+            .quotas
+            .take_noted(&self.manifest.id, site, rate, &self.quota, &self.taken)
+        {
             Ok(()) => Ok(()),
             Err(e) => Err(self.exceeded(e)),
         }

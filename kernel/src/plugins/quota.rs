@@ -377,6 +377,11 @@ struct Inner {
     syncs: AtomicU64,
 }
 
+/// Rate counts taken by one attempt of a call: (site key, rate, window
+/// start) each.
+#[derive(Debug, Default)]
+pub struct Taken(Mutex<Vec<(String, Rate, i64)>>);
+
 /// The node's quota state, shared by the runtime and every call.
 #[derive(Debug, Clone)]
 pub struct Quotas(Arc<Inner>);
@@ -457,8 +462,20 @@ impl Quotas {
         rate: Rate,
         limits: &Effective,
     ) -> Result<(), Exceeded> {
+        self.take_in(plugin, site, rate, limits).map(|_| ())
+    }
+
+    /// As [`Quotas::take`], returning the start of the window counted in
+    /// (None if counting is off).
+    fn take_in(
+        &self,
+        plugin: &str,
+        site: &str,
+        rate: Rate,
+        limits: &Effective,
+    ) -> Result<Option<i64>, Exceeded> {
         if !self.enforced() {
-            return Ok(());
+            return Ok(None);
         }
         let limit = rate.limit(limits);
         let start = self.now_ms().div_euclid(WINDOW_MS) * WINDOW_MS;
@@ -481,7 +498,46 @@ impl Quotas {
             return Err(e);
         }
         c.local += 1;
+        Ok(Some(start))
+    }
+
+    /// As [`Quotas::take`], noting the count in `taken` (one attempt of a
+    /// call), so [`Quotas::refund`] can give it back.
+    pub(super) fn take_noted(
+        &self,
+        plugin: &str,
+        site: &str,
+        rate: Rate,
+        limits: &Effective,
+        taken: &Taken,
+    ) -> Result<(), Exceeded> {
+        if let Some(start) = self.take_in(plugin, site, rate, limits)? {
+            taken
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((site.to_string(), rate, start));
+        }
         Ok(())
+    }
+
+    /// Give back what one attempt of a call took (it lost a write race, was
+    /// rolled back, and is re-run: the re-run counts again), if its window
+    /// is still this node's current one. A count already synced stays in
+    /// the shared row, so other nodes may still count it until the window
+    /// ends.
+    pub(super) fn refund(&self, plugin: &str, taken: &Taken) {
+        let noted = std::mem::take(&mut *taken.0.lock().unwrap_or_else(|e| e.into_inner()));
+        if noted.is_empty() {
+            return;
+        }
+        let mut w = self.0.window.lock().unwrap_or_else(|e| e.into_inner());
+        for (site, rate, start) in noted {
+            if w.start == start {
+                let c = w.counter(plugin, &site, rate);
+                c.local = c.local.saturating_sub(1);
+            }
+        }
     }
 
     /// Note a refusal (for `/metrics`).

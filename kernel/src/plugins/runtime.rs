@@ -462,9 +462,10 @@ impl Loaded {
         };
         self.count_call(k, &req.site)?;
         let _place = self.admit(self.queue_wait).await?;
-        self.with_retries(|| async {
+        let taken = Arc::default();
+        self.with_retries(&taken, || async {
             let mut state = self
-                .begin(k, mode, req.site.clone(), req.request_id.clone())
+                .begin(k, mode, req.site.clone(), req.request_id.clone(), &taken)
                 .await?;
             state.store.data_mut().set_caller(req.caller.person_id);
             if let (Mode::Write, Some(person)) = (mode, req.caller.person_id) {
@@ -498,10 +499,11 @@ impl Loaded {
         // that quota (or another rate quota) fails, and the delivery loop
         // puts it off to the next window without counting an attempt.
         self.count_call(k, ev.site.as_deref().unwrap_or_default())?;
-        self.with_retries(|| async {
+        let taken = Arc::default();
+        self.with_retries(&taken, || async {
             let site = ev.site.clone().unwrap_or_default();
             let mut state = self
-                .begin(k, Mode::Write, site, format!("event-{}", ev.id))
+                .begin(k, Mode::Write, site, format!("event-{}", ev.id), &taken)
                 .await?;
             let due = state
                 .store
@@ -553,10 +555,11 @@ impl Loaded {
         q: IndicatorQuery,
     ) -> Result<Result<Option<f64>, String>, CallError> {
         let _place = self.admit(self.queue_wait).await?;
-        self.with_retries(|| async {
+        let taken = Arc::default();
+        self.with_retries(&taken, || async {
             let request_id = format!("indicator-{}-{}-{}", q.key, q.site, q.as_of);
             let mut state = self
-                .begin(k, Mode::Read, q.site.clone(), request_id)
+                .begin(k, Mode::Read, q.site.clone(), request_id, &taken)
                 .await?;
             state.store.data_mut().set_caller(None);
             let Output::Indicator(result) = self.run(&mut state, Export::Indicator(&q)).await?
@@ -726,8 +729,16 @@ impl Loaded {
         Ok(LiveInstance { store, instance })
     }
 
-    /// Re-run a call that hit a write conflict, each time on a fresh instance.
-    async fn with_retries<T, F, Fut>(&self, mut f: F) -> Result<T, CallError>
+    /// Re-run a call that hit a write conflict, each time on a fresh
+    /// instance. `taken` holds the rate counts (events, log lines) of the
+    /// attempt running (`begin` hands it to the call); a re-run attempt's
+    /// are given back first, as nothing it did was kept, so a retried call
+    /// counts once.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        taken: &Arc<super::quota::Taken>,
+        mut f: F,
+    ) -> Result<T, CallError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, CallError>>,
@@ -752,6 +763,7 @@ impl Loaded {
                     }
                     attempt += 1;
                     self.metrics.retry();
+                    self.shared.quotas.refund(&self.manifest.id, taken);
                     // Jittered exponential backoff: 5-10 ms, 10-20 ms, …
                     let base = 5u64 << (attempt - 2).min(6);
                     let jitter = rand::random::<u64>() % (base + 1);
@@ -768,10 +780,12 @@ impl Loaded {
         mode: Mode,
         site: String,
         request_id: String,
+        taken: &Arc<super::quota::Taken>,
     ) -> Result<Running, CallError> {
-        let state = CallState::begin(k, &self.shared, mode, site, request_id)
+        let mut state = CallState::begin(k, &self.shared, mode, site, request_id)
             .await
             .map_err(|e| self.kernel_error(e))?;
+        state.taken = taken.clone();
         Ok(Running {
             store: self.store(state),
         })

@@ -791,6 +791,60 @@ async fn site_counts_never_go_below_zero_postgres() {
     site_counts_never_negative(k).await;
 }
 
+/// A call re-run after a lost write race counts its events and log lines
+/// once: the rolled-back attempts' counts are given back.
+async fn retried_calls_count_once(k: TestKernel) {
+    let c = City::new(k).await;
+    c.k.install(&c.k.package(plugin_dir("probe")).await).await;
+    c.k.enable("probe", "CITY").await;
+    let a = c.post("probe", "/quota/events/0", "T1").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    // Two lost races, then the commit: three attempts of 5 events each,
+    // within the 5 a minute because the first two are given back.
+    c.k.runtime.inject_conflicts("probe", 2);
+    let a = c.post("probe", "/quota/events/5", "T1").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    refused(
+        &c.post("probe", "/quota/events/1", "T1").await,
+        "events_per_minute",
+    );
+    c.k.runtime.inject_conflicts("probe", 2);
+    let a = c.post("probe", "/quota/logs/5", "T1").await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    refused(
+        &c.post("probe", "/quota/logs/1", "T1").await,
+        "log_lines_per_minute",
+    );
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM plugin_outbox WHERE name LIKE '%touched'",
+    )
+    .fetch_one(c.k.kernel.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(n, 5, "the committed attempt's events only");
+    c.k.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_calls_count_their_rates_once_sqlite() {
+    let k = TestKernel::sqlite_with(RuntimeLimits {
+        quotas: limits(),
+        ..Default::default()
+    })
+    .await;
+    retried_calls_count_once(k).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_calls_count_their_rates_once_postgres() {
+    let k = TestKernel::postgres_with(RuntimeLimits {
+        quotas: limits(),
+        ..Default::default()
+    })
+    .await;
+    retried_calls_count_once(k).await;
+}
+
 /// Two nodes on one PostgreSQL (two quota counters, each syncing to the
 /// shared rows as `serve` does every second): a rate quota holds across
 /// them once they have synced, and each node refuses on the sum.
