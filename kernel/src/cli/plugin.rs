@@ -44,9 +44,10 @@ pub enum PluginCommand {
         #[arg(long)]
         key: PathBuf,
     },
-    /// Add (or replace) a publisher's entry in the trust store: its key,
+    /// Add (or change) a publisher's entry in the trust store: its key,
     /// and for an institution's publisher the site it is bound to and its
-    /// capability ceiling. Trusting a revoked publisher again re-enables nothing.
+    /// capability ceiling (an option left out keeps the current value).
+    /// Trusting a revoked publisher again re-enables nothing.
     Trust {
         /// The publisher.
         publisher: String,
@@ -54,9 +55,14 @@ pub enum PluginCommand {
         public_key: String,
         /// Bind it to this site (code): its packages are installed by that
         /// site's plugin_publisher holders and admins, and its plugins run
-        /// only there and below. Without it: city-wide (city admins only).
-        #[arg(long)]
+        /// only there and below. Without it (and without --city-wide): a new
+        /// publisher is city-wide, an existing one keeps its binding.
+        #[arg(long, conflicts_with = "city_wide")]
         site: Option<String>,
+        /// Make it city-wide (city admins only install its packages); an
+        /// option left out keeps the entry's current value.
+        #[arg(long)]
+        city_wide: bool,
         /// The capabilities its plugins may ask for (default for a bound publisher: none).
         #[arg(long, value_delimiter = ',')]
         capabilities: Option<Vec<String>>,
@@ -347,10 +353,16 @@ pub async fn run(cfg: &Config, command: PluginCommand) -> Result<()> {
             publisher,
             public_key,
             site,
+            city_wide,
             capabilities,
             roles,
             approval,
         } => {
+            let site = if city_wide {
+                Some(None)
+            } else {
+                site.map(Some)
+            };
             let p = registry(cfg)
                 .await?
                 .trust_publisher(

@@ -283,14 +283,16 @@ async fn publishers(
     Ok(axum::Json(serde_json::json!({ "items": items })).into_response())
 }
 
-/// A publisher's whole trust-store entry: its key, and optionally the site
-/// it is bound to, its capability ceiling and whether approval is required.
+/// A publisher's trust-store entry: its key, and optionally the site it is
+/// bound to, its capability ceiling and whether approval is required (a
+/// field left out keeps the entry's current value).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PublisherKey {
     public_key: String,
-    /// Bind to this site (code); absent: city-wide.
-    site: Option<String>,
+    /// Bind to this site (code); `null`: make it city-wide; absent: keep.
+    #[serde(default, deserialize_with = "crate::plugins::registry::present")]
+    site: Option<Option<String>>,
     /// The capability ceiling.
     capabilities: Option<Vec<String>>,
     /// The roles identity.grant may name.

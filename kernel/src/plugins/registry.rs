@@ -41,7 +41,7 @@ mod view;
 use approvals::Via;
 pub use approvals::{Approval, AskedCapability, Outcome, CAPABILITY_MEANINGS};
 pub use at_site::{CapabilityAtSite, PluginAtSite};
-pub use publishers::{confine_settings, Binding, Publisher};
+pub use publishers::{confine_settings, present, Binding, Publisher};
 pub use view::Refusal;
 use view::{enabled_at, granted_at, missing, site_rows, View};
 
@@ -980,8 +980,9 @@ impl Registry {
         .await
     }
 
-    /// Trust a publisher's public key city-wide (city admins); replaces
-    /// its whole entry (see [`Registry::trust_publisher`] for binding it to a site).
+    /// Trust a publisher's public key (city admins): a new publisher is
+    /// city-wide; an existing one keeps its binding, ceiling and approval
+    /// flag (see [`Registry::trust_publisher`] for binding it to a site).
     pub async fn trust(&self, actor: &Actor, publisher: &str, public_key: &str) -> Result<()> {
         self.trust_publisher(actor, publisher, public_key, &Binding::default())
             .await

@@ -832,7 +832,67 @@ async fn institution_plugins(k: TestKernel) {
     approved_versions_only(&c, &base, &root).await;
     no_plan_indicators_from_a_site(&c, &base, &root).await;
     purged_ids_stay_owned(&c, &base, &root).await;
+    key_rotation_keeps_the_binding(&c, &root).await;
     c.k.cleanup().await;
+}
+
+/// Re-trusting a bound publisher with its key only (a rotation) keeps its
+/// binding, ceiling and approval flag; `"site": null` makes it city-wide.
+async fn key_rotation_keeps_the_binding(c: &City, root: &str) {
+    let rotated = PublisherKey::generate("acme").unwrap();
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-publishers/acme",
+            root,
+            json!({"public_key": rotated.public_hex()}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        (
+            &a.body["public_key"],
+            &a.body["site"],
+            &a.body["capabilities"],
+            &a.body["approval"]
+        ),
+        (
+            &json!(rotated.public_hex()),
+            &json!("T1"),
+            &json!(["identity.read"]),
+            &json!(true)
+        )
+    );
+    assert_eq!(c.call("acme-x", "T2").await, 404, "still confined to T1");
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-publishers/acme",
+            root,
+            json!({"public_key": rotated.public_hex(), "approval": false}),
+        )
+        .await;
+    assert_eq!(
+        (&a.body["site"], &a.body["approval"]),
+        (&json!("T1"), &json!(false))
+    );
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-publishers/acme",
+            root,
+            json!({"public_key": rotated.public_hex(), "site": null}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        (
+            &a.body["site"],
+            &a.body["capabilities"],
+            &a.body["approval"]
+        ),
+        (&Value::Null, &Value::Null, &json!(false))
+    );
 }
 
 /// A plugin installed before ownership was recorded (no `plugin_ids` row,
@@ -1214,6 +1274,8 @@ fn operator_binds_and_revokes(dep: tests::Deployment) {
         "trust",
         "elder-uni",
         &key.public_hex(),
+        "--capabilities",
+        "sites.read",
         "--roles",
         "teacher",
     ]);
@@ -1281,6 +1343,23 @@ fn operator_binds_and_revokes(dep: tests::Deployment) {
             0,
             "uni-feedback 1.0.0 by elder-uni, signed  enabled at: -\n"
         )
+    );
+    // Trusting again with the key only (a rotation) keeps the binding,
+    // ceiling and approval; --city-wide is how to lift them.
+    let (code, out, err) = run(&["plugin", "trust", "elder-uni", &key.public_hex()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "publisher elder-uni is trusted: trusted, bound to site UNI, capabilities identity.grant,sites.read, identity.grant roles volunteer, approval required\n");
+    let (code, out, err) = run(&[
+        "plugin",
+        "trust",
+        "elder-uni",
+        &key.public_hex(),
+        "--city-wide",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("publisher elder-uni is trusted: trusted, city-wide"),
+        "{out}"
     );
 }
 

@@ -52,23 +52,37 @@ pub struct Publisher {
     pub site_path: Option<String>,
 }
 
-/// How a city admin trusts a publisher: the whole entry is replaced.
+/// How a city admin trusts a publisher. A field left out keeps the
+/// entry's current value (a key rotation changes nothing else); for a new
+/// publisher, or when `site` moves it between city-wide and bound, a field
+/// left out takes that kind's default.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Binding {
-    /// Bind to this site (code); absent: city-wide.
-    #[serde(default)]
-    pub site: Option<String>,
-    /// The capability ceiling; absent: none allowed for a bound publisher,
+    /// None: keep; Some(Some(code)): bind to that site; Some(None) (JSON
+    /// `"site": null`, CLI `--city-wide`): make it city-wide.
+    #[serde(default, deserialize_with = "present")]
+    pub site: Option<Option<String>>,
+    /// The capability ceiling; default: none allowed for a bound publisher,
     /// no ceiling for a city-wide one.
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
     /// The roles `identity.grant` may name (needs `identity.grant` in the ceiling).
     #[serde(default)]
     pub roles: Option<Vec<String>>,
-    /// Require approval; absent: required for a bound publisher, not for a city-wide one.
+    /// Require approval; default: required for a bound publisher, not for a city-wide one.
     #[serde(default)]
     pub approval: Option<bool>,
+}
+
+/// A field that is present (even as `null`) is `Some`: with
+/// `#[serde(default)]`, an absent one stays `None`.
+pub fn present<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Who may install, upgrade, roll back and remove a bound publisher's packages.
@@ -406,8 +420,8 @@ fn checked_list(
 
 impl Registry {
     /// Trust a publisher's public key (city admins), bound to a site with a
-    /// ceiling or city-wide, per `binding`. Replaces the whole entry, and
-    /// marks a revoked publisher trusted again (its plugins stay disabled).
+    /// ceiling or city-wide, per `binding` (what it leaves out is kept), and
+    /// mark a revoked publisher trusted again (its plugins stay disabled).
     pub async fn trust_publisher(
         &self,
         actor: &Actor,
@@ -423,20 +437,32 @@ impl Registry {
             ));
         }
         let key = hex::encode(package::parse_public_key(public_key)?.to_bytes());
-        let site = match &binding.site {
+        let current = {
+            let mut conn = self.kernel.db.reader().acquire().await?;
+            publisher_in(&mut conn, publisher).await?
+        };
+        let code = match &binding.site {
+            Some(code) => code.clone(),
+            None => current.as_ref().and_then(|c| c.site.clone()),
+        };
+        let site = match &code {
             Some(code) => Some(crate::sites::get(&self.kernel.db, actor, code).await?),
             None => None,
         };
-        let caps = binding
-            .capabilities
-            .as_deref()
-            .map(|c| checked_list("capabilities", c, CAPABILITIES, "capability"))
-            .transpose()?;
-        let roles = binding
-            .roles
-            .as_deref()
-            .map(|r| checked_list("roles", r, GRANTABLE_ROLES, "role"))
-            .transpose()?;
+        // The entry's current values, kept for what the body leaves out
+        // (unless it moves between city-wide and bound).
+        let kept = current
+            .as_ref()
+            .filter(|c| c.site.is_some() == site.is_some());
+        let caps = match &binding.capabilities {
+            Some(c) => Some(checked_list("capabilities", c, CAPABILITIES, "capability")?),
+            None => kept.and_then(|c| c.capabilities.clone()),
+        };
+        let roles = match &binding.roles {
+            Some(r) => Some(checked_list("roles", r, GRANTABLE_ROLES, "role")?),
+            None if binding.capabilities.is_none() => kept.and_then(|c| c.roles.clone()),
+            None => None,
+        };
         if roles.as_ref().is_some_and(|r| !r.is_empty())
             && !caps
                 .as_ref()
@@ -452,7 +478,10 @@ impl Registry {
             (None, true) => (Some(Vec::new()), Some(Vec::new())),
             (None, false) => (None, None),
         };
-        let approval = binding.approval.unwrap_or(site.is_some());
+        let approval = binding
+            .approval
+            .or(kept.map(|c| c.approval))
+            .unwrap_or(site.is_some());
         let mut tx = self.kernel.db.begin().await?;
         let before = publisher_in(&mut tx, publisher).await?;
         let now = now_micros();
