@@ -76,7 +76,7 @@ async fn list(State(state): State<AppState>, Auth(_, _): Auth) -> Result<Respons
 
 async fn info(
     State(state): State<AppState>,
-    Auth(_, _): Auth,
+    Auth(actor, _): Auth,
     Path(plugin): Path<String>,
 ) -> Result<Response, ApiError> {
     let r = registry(&state)?;
@@ -86,6 +86,12 @@ async fn info(
     if let Some(m) = r.manifest(&plugin) {
         let usage = crate::plugins::quota::usage(r.kernel(), r.runtime().quotas(), &m).await?;
         entry["quota"] = serde_json::to_value(usage).map_err(|e| Error::Internal(e.into()))?;
+        // Which sites use it, and how much, is the city's to see: every
+        // signed-in person reads the entry, so others get the totals only.
+        if !actor.is_city_admin() {
+            entry["quota"]["top_sites"] = serde_json::json!([]);
+            entry["quota"]["this_minute"]["calls"] = serde_json::json!([]);
+        }
     }
     Ok(axum::Json(entry).into_response())
 }

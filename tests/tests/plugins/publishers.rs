@@ -833,6 +833,7 @@ async fn institution_plugins(k: TestKernel) {
     no_plan_indicators_from_a_site(&c, &base, &root).await;
     purged_ids_stay_owned(&c, &base, &root).await;
     key_rotation_keeps_the_binding(&c, &root).await;
+    at_site_as_routed(&c, &root).await;
     c.k.cleanup().await;
 }
 
@@ -893,6 +894,78 @@ async fn key_rotation_keeps_the_binding(c: &City, root: &str) {
         ),
         (&Value::Null, &Value::Null, &json!(false))
     );
+}
+
+/// `GET /sites/{site}/plugins` says what the view does: a plugin outside
+/// its publisher's subtree, or from a revoked publisher, is not enabled
+/// there whatever its rows say; and a registry entry's per-site usage is
+/// for city admins only.
+async fn at_site_as_routed(c: &City, root: &str) {
+    let t1_admin = c.login(12, "T1", &[("site_admin", "T1")]).await;
+    let at = |site: &'static str| async move {
+        let a = c
+            .get(&format!("/api/v1/sites/{site}/plugins"), Some(root))
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == "acme-x")
+            .cloned()
+            .unwrap()
+    };
+    let x = at("T1").await;
+    assert_eq!((&x["enabled"], &x["blocked"]), (&json!(true), &Value::Null));
+    // Re-bound below T1: its row at T1 is inert, here and in the listing.
+    let key = PublisherKey::generate("acme").unwrap();
+    let a = c
+        .json(
+            "PUT",
+            "/api/v1/plugin-publishers/acme",
+            root,
+            json!({"public_key": key.public_hex(), "site": "UNI"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(c.call("acme-x", "T1").await, 404);
+    let x = at("T1").await;
+    assert_eq!(
+        (&x["enabled"], &x["enabled_set_at"], &x["blocked"]),
+        (
+            &json!(false),
+            &json!("T1"),
+            &json!("publisher acme is bound to site UNI: the plugin runs only there and below")
+        )
+    );
+    assert_eq!(at("UNI").await["enabled"], true);
+    let a = c
+        .json(
+            "POST",
+            "/api/v1/plugin-publishers/acme/revoke",
+            root,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let x = at("UNI").await;
+    assert_eq!(
+        (&x["enabled"], &x["blocked"]),
+        (&json!(false), &json!("the city revoked publisher acme"))
+    );
+
+    // Per-site usage in the registry entry: city admins only.
+    let mine = c
+        .get("/api/v1/plugin-registry/uni-feedback", Some(&t1_admin))
+        .await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.body["quota"]["top_sites"], json!([]));
+    assert_eq!(mine.body["quota"]["this_minute"]["calls"], json!([]));
+    assert!(mine.body["quota"]["stored"].is_object(), "{}", mine.body);
+    let city = c
+        .get("/api/v1/plugin-registry/uni-feedback", Some(root))
+        .await;
+    assert!(city.body["quota"]["top_sites"].is_array(), "{}", city.body);
 }
 
 /// A plugin installed before ownership was recorded (no `plugin_ids` row,

@@ -17,8 +17,13 @@ pub struct PluginAtSite {
     pub name_zh: String,
     pub name_en: String,
     pub description: String,
-    /// Whether calls at this site reach the plugin's enablement (capabilities aside).
+    /// Whether calls at this site reach the plugin's enablement (capabilities
+    /// aside): false outside its publisher's subtree or once the publisher
+    /// is revoked, whatever the rows say (as calls are routed).
     pub enabled: bool,
+    /// Why it is not served here whatever the rows say (outside its
+    /// publisher's subtree, or the publisher revoked); null otherwise.
+    pub blocked: Option<String>,
     /// The site whose setting applies here (this site or one above); null
     /// when no site at or above sets it (then it is off).
     pub enabled_set_at: Option<String>,
@@ -71,10 +76,27 @@ impl Registry {
         )
         .fetch_all(db)
         .await?;
+        let mut conn = db.acquire().await?;
         let mut out = Vec::new();
         for (id, version, manifest) in plugins {
             let m = super::super::manifest::parse(&manifest)
                 .map_err(|e| Error::Internal(anyhow::anyhow!("stored manifest of {id}: {e}")))?;
+            // The view's rules (`view.rs`, `decide`): the active version's
+            // publisher, its subtree and status.
+            let publisher = super::publishers::publisher_in(&mut conn, &m.publisher).await?;
+            let blocked = publisher.and_then(|p| {
+                if p.revoked() {
+                    Some(format!("the city revoked publisher {}", p.publisher))
+                } else {
+                    match (p.site_path.as_deref(), p.site.as_deref()) {
+                        (Some(path), Some(code)) if !site.path.starts_with(path) => Some(format!(
+                            "publisher {} is bound to site {code}: the plugin runs only there and below",
+                            p.publisher
+                        )),
+                        _ => None,
+                    }
+                }
+            });
             let on = nearest(
                 enabled
                     .iter()
@@ -112,7 +134,8 @@ impl Registry {
                 name_zh: m.name.zh_cn.clone(),
                 name_en: m.name.en.clone(),
                 description: m.description.clone(),
-                enabled: on.is_some_and(|o| o.2),
+                enabled: blocked.is_none() && on.is_some_and(|o| o.2),
+                blocked,
                 enabled_set_at: on.map(|o| o.0.to_string()),
                 inherited: on.is_some_and(|o| o.1 != site.path),
                 capabilities,
