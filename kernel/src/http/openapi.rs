@@ -284,7 +284,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "get",
         "/sites/{site}/plugins",
-        "Every installed plugin at a site: enabled here, inherited from above or off, and each asked capability granted where",
+        "Every installed plugin at a site: enabled here, inherited from above or off (blocked: why the site may not run it), and each asked capability granted where",
         true,
     ),
     (
@@ -308,7 +308,7 @@ pub const ROUTES: &[(&str, &str, &str, bool)] = &[
     (
         "put",
         "/plugin-publishers/{publisher}",
-        "Trust a publisher's Ed25519 public key, city-wide or bound to a site with a capability ceiling and approval (body: public_key, site, capabilities, roles, approval; city admins)",
+        "Trust a publisher's Ed25519 public key, city-wide or bound to a site with a capability ceiling and approval (body: public_key, site, capabilities, roles, approval; a field left out keeps its value, \"site\": null makes it city-wide; city admins)",
         true,
     ),
     (
