@@ -1,5 +1,6 @@
 // Plugin health: per plugin on this node, calls, errors by kind, latency and
-// recent logs (GET /plugin-registry/{id}/metrics and /logs), and parked
+// recent logs (GET /plugin-registry/{id}/metrics and /logs), usage against
+// its quotas (GET /plugin-registry/{id}, `quota`), and parked
 // event deliveries with replay (GET /plugin-deliveries/parked, POST …/replay).
 // These routes are for city admins; anyone else sees the API's refusal.
 (function () {
@@ -45,6 +46,54 @@
     });
   }
 
+  // Usage against the plugin's quotas (the registry entry's `quota`): used,
+  // quota and the share used, with a bar. Per-site and per-minute quotas
+  // count the busiest site (the per-site lists are the city's to see).
+  // The share as a bar (set through the CSSOM: the CSP allows no inline style).
+  function bar(pct, share) {
+    const b = h("div.bar" + (pct >= 0.9 ? ".behind" : ""), { role: "img", "aria-label": LL.fmtPct(share) }, h("span"));
+    b.firstChild.style.width = (pct * 100).toFixed(1) + "%";
+    return b;
+  }
+
+  function quotaTable(q) {
+    const top = (list, f) => (list && list.length ? Math.max(...list.map(f)) : null);
+    const used = {
+      rows: q.stored.rows,
+      bytes: q.stored.bytes,
+      site_rows: top(q.top_sites, (s) => s.rows),
+      site_bytes: top(q.top_sites, (s) => s.bytes),
+      calls_per_minute: top(q.this_minute.calls, (c) => c.calls),
+      events_per_minute: q.this_minute.events,
+      log_lines_per_minute: q.this_minute.log_lines,
+    };
+    return h(
+      "table.quota",
+      h("caption.sr-only", t("quota_usage")),
+      h("thead", h("tr", h("th", t("quota")), h("th.num", t("used")), h("th.num", t("limit")), h("th", t("share_used")))),
+      h(
+        "tbody",
+        Object.keys(used).map((k) => {
+          const share = q.share ? q.share[k] : undefined;
+          const pct = share === undefined || share === null ? null : Math.min(1, share);
+          return h(
+            "tr",
+            { "data-quota": k },
+            h("td", t("q_" + k)),
+            h("td.num", LL.fmtNum(used[k])),
+            h("td.num", LL.fmtNum(q.quotas[k])),
+            h(
+              "td",
+              pct === null
+                ? "—"
+                : [bar(pct, share), h("span.muted", LL.fmtPct(share))]
+            )
+          );
+        })
+      )
+    );
+  }
+
   LL.pages.health = async function (view) {
     view.append(...LL.heading(t("health_title"), t("health_sub")));
     if (LL.flash) {
@@ -69,6 +118,12 @@
       } catch (e) {
         card.append(LL.problemBox(e));
         continue;
+      }
+      try {
+        const entry = await LL.api("GET", `/plugin-registry/${LL.enc(p.id)}`);
+        card.append(h("h3", t("quota_usage")), entry.quota ? quotaTable(entry.quota) : h("p.muted", t("no_quota")));
+      } catch (e) {
+        card.append(LL.problemBox(e));
       }
       try {
         const logs = (await LL.api("GET", `/plugin-registry/${LL.enc(p.id)}/logs${LL.qs({ limit: 30 })}`)).items;

@@ -11,11 +11,16 @@
 //!   roll back after the confirmation, upgrade again) on the modules page;
 //! - grant and enable the module at a township by clicking, then the
 //!   plugin answers an HTTP call at that township (and still not at another);
+//! - trust a second publisher bound to that township with approval required
+//!   (the trust form's site, ceiling and approval fields); its plugin's
+//!   enable there shows "waiting for approval" with the request number, and
+//!   approving it in the console's queue makes it serve there; revoking the
+//!   publisher (after a confirmation) stops it;
 //! - import a sites CSV with a bad row: the per-row error is on the page
 //!   and nothing was written; a good file imports; export; search; create a
 //!   site with the form and close it;
 //! - persons show masked ID numbers; the account statement, audit log and
-//!   plugin health pages render;
+//!   plugin health pages render (with the plugin's quota usage);
 //! - the language switch is remembered across a reload;
 //! - a township admin sees only their township: not in the tree, not in
 //!   search, and direct navigation shows the API's refusal.
@@ -365,6 +370,77 @@ async fn story(dep: Deployment, shots: bool) {
     open(&s, &url, "modules?site=T01-V1").await;
     see(&s, "继承自 T01（已启用）").await;
 
+    // --- Approval: a publisher bound to T01 whose plugins wait for the
+    // city's approval, trusted with the console's form (site, capability
+    // ceiling, approval); its plugin installed and enabled at T01 answers
+    // 202, the page says it waits, and the city admin approves it in the
+    // queue; then the plugin serves at T01.
+    let t01_key = kernel::plugins::package::PublisherKey::generate("t01-pub").unwrap();
+    let base = kernel::plugins::package::Package::decode(&packages.probe).unwrap();
+    let mut p2 = kernel::plugins::package::Package::new(
+        base.manifest_text
+            .replacen("id = \"probe\"", "id = \"probe2\"", 1)
+            .replacen("publisher = \"lifelong\"", "publisher = \"t01-pub\"", 1),
+        base.component.clone(),
+    )
+    .unwrap();
+    p2.sign(&t01_key).unwrap();
+    let probe2 = pkg_dir.path().join("probe2-1.0.0.llpkg");
+    std::fs::write(&probe2, p2.encode()).unwrap();
+    open(&s, &url, "modules").await;
+    let public = t01_key.public_hex();
+    for (name, value) in [
+        ("publisher", "t01-pub"),
+        ("public_key", public.as_str()),
+        ("site", "T01"),
+        (
+            "capabilities",
+            "sites.read, identity.read, accounts.record, accounts.read",
+        ),
+    ] {
+        let input = s.find(&format!("#trust-form input[name={name}]")).await;
+        s.type_into(&input, value).await;
+    }
+    s.exec(
+        "document.querySelector('#trust-form select[name=approval]').value = 'yes';",
+        vec![],
+    )
+    .await;
+    s.click(&s.find("#trust-form button").await).await;
+    see(&s, "已信任发布者 t01-pub").await;
+    s.find("#publishers tr[data-publisher='t01-pub'][data-status=trusted]")
+        .await;
+    let (_, pubs) = api(&url, &admin, reqwest::Method::GET, "/plugin-publishers").await;
+    let bound = pubs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["publisher"] == json!("t01-pub"))
+        .unwrap();
+    assert_eq!(
+        (&bound["site"], &bound["approval"], &bound["capabilities"]),
+        (
+            &json!("T01"),
+            &json!(true),
+            &json!([
+                "accounts.read",
+                "accounts.record",
+                "identity.read",
+                "sites.read"
+            ])
+        ),
+        "the form's fields reached the trust store: {bound}"
+    );
+    let file = s.find("#package-file").await;
+    s.type_into(&file, probe2.to_str().unwrap()).await;
+    s.click(&s.find("#upload-button").await).await;
+    see(&s, "已安装 probe2 1.0.0").await;
+    open(&s, &url, "modules?site=T01").await;
+    let card = "article[data-plugin=probe2]";
+    s.click(&s.find(&format!("{card} [data-action=grant]")).await)
+        .await;
+    see(&s, "已在 T01 向").await;
+
     // --- Sites: a CSV with a bad row shows the per-row error, writes nothing.
     open(&s, &url, "sites").await;
     s.find("#site-tree li[data-site=CITY]").await;
@@ -510,6 +586,11 @@ async fn story(dep: Deployment, shots: bool) {
         json!("0"),
         "the health page counts the probe's calls"
     );
+    // The probe's usage against its quotas: a row per quota, with its share.
+    s.find(".card[data-plugin=probe] table.quota tr[data-quota=rows]")
+        .await;
+    s.find(".card[data-plugin=probe] table.quota tr[data-quota=calls_per_minute]")
+        .await;
     s.find("#parked").await;
     if shots {
         s.screenshot(&shot("console-health")).await;
@@ -628,6 +709,87 @@ async fn story(dep: Deployment, shots: bool) {
     s.find(".page .problem[data-status='403']").await;
     open(&s, &url, "audit?site=T02").await;
     s.find(".page .problem").await;
+    // The township admin enables the bound publisher's plugin at T01: it
+    // waits for the city's approval (202), and the page says so.
+    open(&s, &url, "modules?site=T01").await;
+    let card = "article[data-plugin=probe2]";
+    s.click(&s.find(&format!("{card} [data-action=enable]")).await)
+        .await;
+    let request = s
+        .wait(
+            "the waiting note",
+            "const n = document.querySelector('.notice .pending'); return n && n.dataset.request",
+        )
+        .await;
+    let request = request.as_str().unwrap().to_string();
+    see(&s, &format!("等待市级审批（请求 #{request}）")).await;
+    let (waiting, _) = api(
+        &url,
+        &admin,
+        reqwest::Method::GET,
+        "/plugins/probe2/ok?site=T01",
+    )
+    .await;
+    assert_ne!(waiting, 200, "not served while the request waits");
+    // The township admin follows the note's link: the request, pending,
+    // with no decision buttons (deciding is the city's).
+    s.click(&s.find(".notice .pending a").await).await;
+    s.find(&format!(
+        "#approvals article[data-approval='{request}'][data-status=pending]"
+    ))
+    .await;
+    assert!(s
+        .exec(
+            "return document.querySelector('#approvals [data-action=approve]')",
+            vec![]
+        )
+        .await
+        .is_null());
+    // The city admin sees the request in the queue, with the API's
+    // capability meanings, and approves it.
+    sign_out(&s).await;
+    sign_in(&s, ADMIN).await;
+    open(&s, &url, "modules").await;
+    let queued = format!("#pending-approvals article[data-approval='{request}']");
+    s.find(&format!("{queued} li[data-capability='accounts.record']"))
+        .await;
+    see(&s, "首次启用").await;
+    if shots {
+        s.screenshot(&shot("console-approvals")).await;
+    }
+    s.click(&s.find(&format!("{queued} [data-action=approve]")).await)
+        .await;
+    see(&s, &format!("已批准请求 #{request}（probe2）")).await;
+    s.find(&format!(
+        "#decided-approvals article[data-approval='{request}'][data-status=approved]"
+    ))
+    .await;
+    let (served, body) = api(
+        &url,
+        &admin,
+        reqwest::Method::GET,
+        "/plugins/probe2/ok?site=T01",
+    )
+    .await;
+    assert_eq!(served, 200, "served at T01 once approved: {body}");
+    // Revoking the publisher (after a confirmation) stops it serving.
+    s.click(
+        &s.find("#publishers tr[data-publisher='t01-pub'] [data-action=revoke]")
+            .await,
+    )
+    .await;
+    assert!(s.accept_dialog().await.contains("t01-pub"));
+    see(&s, "已吊销发布者 t01-pub").await;
+    s.find("#publishers tr[data-publisher='t01-pub'][data-status=revoked]")
+        .await;
+    let (revoked, _) = api(
+        &url,
+        &admin,
+        reqwest::Method::GET,
+        "/plugins/probe2/ok?site=T01",
+    )
+    .await;
+    assert_ne!(revoked, 200, "not served once the publisher is revoked");
 
     sign_out(&s).await;
     s.quit().await;
