@@ -14,7 +14,8 @@
 //! - trust a second publisher bound to that township with approval required
 //!   (the trust form's site, ceiling and approval fields); its plugin's
 //!   enable there shows "waiting for approval" with the request number, and
-//!   approving it in the console's queue makes it serve there; revoking the
+//!   in the console's queue a refusal without a reason shows the API's 422,
+//!   approving makes it serve there; revoking the
 //!   publisher (after a confirmation) stops it;
 //! - import a sites CSV with a bad row: the per-row error is on the page
 //!   and nothing was written; a good file imports; export; search; create a
@@ -757,6 +758,12 @@ async fn story(dep: Deployment, shots: bool) {
     if shots {
         s.screenshot(&shot("console-approvals")).await;
     }
+    // Refusing needs a reason: without one the API's problem is shown there.
+    s.click(&s.find(&format!("{queued} [data-action=refuse]")).await)
+        .await;
+    s.find(&format!("{queued} .problem[data-status='422']"))
+        .await;
+    see(&s, "say why the request is refused").await;
     s.click(&s.find(&format!("{queued} [data-action=approve]")).await)
         .await;
     see(&s, &format!("已批准请求 #{request}（probe2）")).await;
