@@ -63,6 +63,37 @@ pub const TREE: &[(&str, &str, Option<&str>)] = &[
     ("T1-V1", "village", Some("T1")),
 ];
 
+/// The city site `CITY` with its first admin, `root` / `pw-12345678` (a
+/// synthesised ID number), as `lifelong bootstrap` makes them.
+pub async fn bootstrap_root(k: &TestKernel) {
+    let id_number = kernel::idnumber::synthesize(
+        350602,
+        chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
+        1,
+        kernel::idnumber::Sex::Female,
+    );
+    kernel::demo::bootstrap(
+        &k.kernel,
+        "root",
+        "管理员",
+        &id_number,
+        "pw-12345678",
+        "CITY",
+        "市",
+    )
+    .await
+    .unwrap();
+}
+
+/// The whole HTTP application over `k`'s kernel and registry, as `serve`
+/// mounts it (default limits).
+pub fn served_app(k: &TestKernel) -> axum::Router {
+    let limits = kernel::config::Limits::default();
+    let state =
+        kernel::http::AppState::new(k.kernel.clone(), &limits).with_registry(k.registry.clone());
+    kernel::http::app(state, &limits)
+}
+
 /// Create sites (code, kind, parent code) in order.
 pub async fn site_tree(k: &TestKernel, sites: &[(&str, &str, Option<&str>)]) {
     for (code, kind, parent) in sites {

@@ -12,27 +12,8 @@ async fn admins_manage_plugins_over_http_and_read_metrics_and_logs() {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let k = TestKernel::sqlite().await;
-    let id_number = kernel::idnumber::synthesize(
-        350602,
-        chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
-        1,
-        kernel::idnumber::Sex::Female,
-    );
-    kernel::demo::bootstrap(
-        &k.kernel,
-        "root",
-        "管理员",
-        &id_number,
-        "pw-12345678",
-        "CITY",
-        "市",
-    )
-    .await
-    .unwrap();
-    let limits = kernel::config::Limits::default();
-    let state =
-        kernel::http::AppState::new(k.kernel.clone(), &limits).with_registry(k.registry.clone());
-    let app = kernel::http::app(state, &limits);
+    super::bootstrap_root(&k).await;
+    let app = super::served_app(&k);
     let send = |method: &str, uri: &str, token: Option<&str>, body: Body, ct: &str| {
         let mut req = axum::http::Request::builder()
             .method(method)

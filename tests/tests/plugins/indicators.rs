@@ -84,23 +84,7 @@ async fn send(
 /// the well-behaved ones have values; the failures are in the plugin's log
 /// and metrics like any failed call.
 async fn a_provider_is_asked_by_the_kernel(k: TestKernel) {
-    let id_number = kernel::idnumber::synthesize(
-        350602,
-        chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
-        1,
-        kernel::idnumber::Sex::Female,
-    );
-    kernel::demo::bootstrap(
-        &k.kernel,
-        "root",
-        "管理员",
-        &id_number,
-        "pw-12345678",
-        "CITY",
-        "市",
-    )
-    .await
-    .unwrap();
+    super::bootstrap_root(&k).await;
     site_tree(
         &k,
         &[
@@ -110,10 +94,7 @@ async fn a_provider_is_asked_by_the_kernel(k: TestKernel) {
         ],
     )
     .await;
-    let limits = kernel::config::Limits::default();
-    let state =
-        kernel::http::AppState::new(k.kernel.clone(), &limits).with_registry(k.registry.clone());
-    let app = kernel::http::app(state, &limits);
+    let app = super::served_app(&k);
     let login = axum::http::Request::builder()
         .method("POST")
         .uri("/api/v1/auth/login")

@@ -45,23 +45,7 @@ struct Answer {
 
 impl City {
     async fn new(k: TestKernel) -> City {
-        let id_number = kernel::idnumber::synthesize(
-            350602,
-            chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap(),
-            1,
-            kernel::idnumber::Sex::Female,
-        );
-        kernel::demo::bootstrap(
-            &k.kernel,
-            "root",
-            "管理员",
-            &id_number,
-            "pw-12345678",
-            "CITY",
-            "市",
-        )
-        .await
-        .unwrap();
+        super::bootstrap_root(&k).await;
         site_tree(
             &k,
             &[
@@ -72,10 +56,7 @@ impl City {
             ],
         )
         .await;
-        let limits = kernel::config::Limits::default();
-        let state = kernel::http::AppState::new(k.kernel.clone(), &limits)
-            .with_registry(k.registry.clone());
-        let app = kernel::http::app(state, &limits);
+        let app = super::served_app(&k);
         let mut city = City {
             k,
             app,
