@@ -308,7 +308,8 @@ impl Session {
             Some(json!({ "width": width, "height": height + 90 })),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Set Window Rect answers once the window has its new size (W3C
+        // WebDriver), and Take Screenshot renders a fresh frame: no wait.
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().unwrap_or_default())
